@@ -1,0 +1,461 @@
+/*
+ * eddy — a distributed stream processing engine in C11.
+ * Copyright (c) 2026 the eddy authors. MIT licence (see LICENSE).
+ *
+ * This is the umbrella header that job authors include. A job is a shared
+ * object exporting one entry point, declared with EDDY_JOB(); the entry point
+ * receives an environment and builds a dataflow graph on it:
+ *
+ *     static int build(eddy_env_t *env, int argc, char **argv) {
+ *         eddy_stream_t *lines = eddy_source_text_file(env, argv[0]);
+ *         eddy_stream_t *words = eddy_flat_map(lines, tokenize, NULL);
+ *         ...
+ *         return 0;
+ *     }
+ *     EDDY_JOB("word-count", build)
+ *
+ * The entry point must be deterministic: every process that runs a part of
+ * the job loads the shared object and builds the same graph again, which is
+ * how function pointers are bound in that process.
+ *
+ * THREADS. Graph building (everything taking an eddy_env_t or eddy_stream_t)
+ * happens on one thread before execution. User functions (map, filter, ...)
+ * run on the thread of the subtask that owns them; one function instance is
+ * never called concurrently, but different subtasks call the same function
+ * pointer concurrently with different contexts, so any shared `opaque` must be
+ * read-only or synchronised by the user.
+ *
+ * MEMORY. Records passed to user functions point into engine-owned memory that
+ * is valid only for the duration of the call. Records a user function emits
+ * may point into its input, into static memory, or into scratch memory from
+ * eddy_ctx_scratch(); the engine copies what it needs before the function
+ * returns.
+ */
+#ifndef EDDY_EDDY_H
+#define EDDY_EDDY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "eddy/error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** ABI version of the job entry point; bumped on incompatible changes. */
+#define EDDY_ABI_VERSION 1
+
+#define EDDY_VERSION_MAJOR 0
+#define EDDY_VERSION_MINOR 1
+#define EDDY_VERSION_PATCH 0
+#define EDDY_VERSION_STR "0.1.0"
+
+/** @brief The version string of the linked library ("0.1.0"). */
+EDDY_EXPORT const char *eddy_version(void);
+
+/* ------------------------------------------------------------------------ */
+/* Records                                                                  */
+/* ------------------------------------------------------------------------ */
+
+/** Timestamp value meaning "this record has no event timestamp". */
+#define EDDY_TS_NONE INT64_MIN
+
+/**
+ * A record: optional key bytes, value bytes, optional event timestamp
+ * (milliseconds since the epoch, or EDDY_TS_NONE).
+ *
+ * A record without a key has key == NULL and key_len == 0. On a keyed stream
+ * (after eddy_key_by) every record carries its key.
+ */
+typedef struct eddy_record {
+    const void *key;
+    size_t key_len;
+    const void *value;
+    size_t value_len;
+    int64_t ts;
+} eddy_record_t;
+
+/** @brief Reads a record's value as a host-order int64 (0 if shorter). */
+EDDY_EXPORT int64_t eddy_record_value_i64(const eddy_record_t *rec);
+
+/* ------------------------------------------------------------------------ */
+/* Handles                                                                  */
+/* ------------------------------------------------------------------------ */
+
+/** The execution environment a job builds its graph on. */
+typedef struct eddy_env_s eddy_env_t;
+/** A stream of records: the output of a source or an operator. */
+typedef struct eddy_stream_s eddy_stream_t;
+/** Per-subtask context handed to every user function. */
+typedef struct eddy_ctx_s eddy_ctx_t;
+/** Where a flat_map (or other multi-output function) sends its records. */
+typedef struct eddy_collector_s eddy_collector_t;
+/** An in-memory, thread-safe result set filled by eddy_sink_collect(). */
+typedef struct eddy_collection_s eddy_collection_t;
+
+/* ------------------------------------------------------------------------ */
+/* Context available to user functions                                      */
+/* ------------------------------------------------------------------------ */
+
+/** @brief Index of the running subtask, 0 .. parallelism-1. */
+EDDY_EXPORT int eddy_ctx_subtask(const eddy_ctx_t *ctx);
+/** @brief Parallelism of the operator the function belongs to. */
+EDDY_EXPORT int eddy_ctx_parallelism(const eddy_ctx_t *ctx);
+/** @brief Name of the operator the function belongs to. */
+EDDY_EXPORT const char *eddy_ctx_operator(const eddy_ctx_t *ctx);
+
+/**
+ * @brief Reports that the user function failed.
+ *
+ * The message (printf format) is attached to the job failure, which names the
+ * operator and subtask. Return the result from the user function:
+ * `return eddy_ctx_fail(ctx, "bad record: %s", why);`
+ *
+ * @returns EDDY_ERR_USER (negative), so it can be returned directly.
+ */
+EDDY_EXPORT int eddy_ctx_fail(eddy_ctx_t *ctx, const char *fmt, ...)
+    EDDY_PRINTF_LIKE(2, 3);
+
+/**
+ * @brief Scratch memory for building output records.
+ *
+ * Each call returns `size` fresh bytes (8-byte aligned) that stay valid until
+ * the user function returns; the engine consumes emitted records
+ * synchronously, so emitted records may point into scratch memory. The memory
+ * is recycled between calls without freeing, so using it costs no malloc per
+ * record.
+ *
+ * @returns NULL only if the allocation fails (then fail the function).
+ */
+EDDY_EXPORT void *eddy_ctx_scratch(eddy_ctx_t *ctx, size_t size);
+
+/**
+ * @brief Emits one record to the collector (flat_map and friends).
+ *
+ * The record is consumed before this returns: its memory may be reused at once.
+ * @returns 0, or a negative eddy_err_t if the downstream failed; a user
+ *          function should return that value unchanged.
+ */
+EDDY_EXPORT int eddy_collect(eddy_collector_t *out, const eddy_record_t *rec);
+
+/* ------------------------------------------------------------------------ */
+/* User function types. All return 0 on success or a negative error (use   */
+/* eddy_ctx_fail). `opaque` is the pointer given when the operator was      */
+/* added.                                                                   */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * Map: one record in, one record out. `out` starts as a copy of `in` (same
+ * key, value and timestamp pointers); change the fields you need.
+ */
+typedef int (*eddy_map_fn)(eddy_ctx_t *ctx, const eddy_record_t *in,
+                           eddy_record_t *out, void *opaque);
+
+/** Filter: return 1 to keep the record, 0 to drop it, negative on error. */
+typedef int (*eddy_filter_fn)(eddy_ctx_t *ctx, const eddy_record_t *in,
+                              void *opaque);
+
+/** Flat map: emit zero or more records with eddy_collect(). */
+typedef int (*eddy_flat_map_fn)(eddy_ctx_t *ctx, const eddy_record_t *in,
+                                eddy_collector_t *out, void *opaque);
+
+/**
+ * Key selector: set `*key`/`*key_len` to the record's key. The key may point
+ * into the record, static memory or scratch memory.
+ */
+typedef int (*eddy_key_fn)(eddy_ctx_t *ctx, const eddy_record_t *in,
+                           const void **key, size_t *key_len, void *opaque);
+
+/**
+ * Running reduce: combine the key's current value `acc` with the new record
+ * `in` into `out` (which starts as a copy of `in`; set out->value). The first
+ * record of a key becomes its value unchanged.
+ */
+typedef int (*eddy_reduce_fn)(eddy_ctx_t *ctx, const eddy_record_t *acc,
+                              const eddy_record_t *in, eddy_record_t *out,
+                              void *opaque);
+
+/**
+ * Generator: fill `out` with the record number `index` (0-based, global across
+ * subtasks). Use scratch memory for the bytes.
+ */
+typedef int (*eddy_generator_fn)(eddy_ctx_t *ctx, uint64_t index,
+                                 eddy_record_t *out, void *opaque);
+
+/**
+ * An aggregate function with a fixed-size accumulator kept per key.
+ *
+ * - init: set up a fresh accumulator (acc_size bytes, zeroed before the call).
+ * - add: fold one record into the accumulator.
+ * - result: set out->value (and out->value_len) from the accumulator; `out`
+ *   starts as a copy of the input record, with its key.
+ *
+ * Accumulators are plain bytes: they are copied, snapshotted and restored by
+ * the engine, so they must not contain pointers.
+ */
+typedef struct eddy_aggregate {
+    size_t acc_size;
+    void (*init)(void *acc, void *opaque);
+    int (*add)(eddy_ctx_t *ctx, void *acc, const eddy_record_t *in,
+               void *opaque);
+    int (*result)(eddy_ctx_t *ctx, const void *acc, eddy_record_t *out,
+                  void *opaque);
+    void *opaque;
+} eddy_aggregate_t;
+
+/**
+ * Built-in aggregates. Their results are host-order int64 values (8 bytes);
+ * read them with eddy_record_value_i64(). The sum/min/max variants read each
+ * input value with eddy_record_value_i64().
+ */
+EDDY_EXPORT const eddy_aggregate_t *eddy_agg_count(void);
+EDDY_EXPORT const eddy_aggregate_t *eddy_agg_sum_i64(void);
+EDDY_EXPORT const eddy_aggregate_t *eddy_agg_min_i64(void);
+EDDY_EXPORT const eddy_aggregate_t *eddy_agg_max_i64(void);
+
+/* ------------------------------------------------------------------------ */
+/* Environment                                                              */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * @brief Creates an environment for building (and, in-process, running) a job.
+ * @returns a new environment; never NULL (aborts on out of memory).
+ */
+EDDY_EXPORT eddy_env_t *eddy_env_new(void);
+
+/** @brief Destroys an environment and every stream built on it. NULL is a no-op. */
+EDDY_EXPORT void eddy_env_destroy(eddy_env_t *env);
+
+/** @brief Sets the job name (default: the EDDY_JOB name, or "job"). */
+EDDY_EXPORT void eddy_env_set_name(eddy_env_t *env, const char *name);
+
+/**
+ * @brief Sets the default parallelism of operators that do not set their own.
+ * Overrides the `-p` flag of `eddy run` when called from a job. Default 1.
+ */
+EDDY_EXPORT void eddy_env_set_parallelism(eddy_env_t *env, int parallelism);
+
+/**
+ * @brief Sets the number of key groups (default 128, at most 32768). It bounds
+ * the parallelism of keyed operators and must stay fixed for a job's life.
+ */
+EDDY_EXPORT void eddy_env_set_max_parallelism(eddy_env_t *env, int max_par);
+
+/**
+ * @brief Sets the network buffer size in bytes (default 32768, 4096..1048576).
+ */
+EDDY_EXPORT void eddy_env_set_buffer_size(eddy_env_t *env, size_t size);
+
+/**
+ * @brief Sets how many full buffers a channel may hold before its sender
+ * blocks (back pressure). Default 4, at least 1.
+ */
+EDDY_EXPORT void eddy_env_set_channel_capacity(eddy_env_t *env, int buffers);
+
+/**
+ * @brief Records a graph-building error (printf format). The first error
+ * wins; building continues (all builders accept NULL streams) and the job is
+ * rejected with this message. Returns EDDY_ERR_INVALID for convenience.
+ */
+EDDY_EXPORT int eddy_env_fail(eddy_env_t *env, const char *fmt, ...)
+    EDDY_PRINTF_LIKE(2, 3);
+
+/**
+ * @brief Runs the job in this process and waits until it finishes.
+ *
+ * Bounded jobs finish when every source is exhausted; unbounded ones run until
+ * a user function fails or eddy_env_cancel() is called from another thread.
+ * The environment may be executed once.
+ *
+ * @returns 0, or a negative eddy_err_t with details in `err` (may be NULL).
+ */
+EDDY_EXPORT int eddy_env_execute(eddy_env_t *env, eddy_error_t *err);
+
+/**
+ * @brief Asks a running eddy_env_execute() to stop; it then returns
+ * EDDY_ERR_CANCELED. Safe from any thread and from signal handlers.
+ */
+EDDY_EXPORT void eddy_env_cancel(eddy_env_t *env);
+
+/* ------------------------------------------------------------------------ */
+/* Sources                                                                  */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * @brief A bounded source emitting a copy of `records` (copied now).
+ * Default parallelism 1 (emission order preserved); with parallelism N,
+ * subtask i emits the records at indexes i, i+N, ...
+ */
+EDDY_EXPORT eddy_stream_t *eddy_source_collection(eddy_env_t *env,
+                                                  const eddy_record_t *records,
+                                                  size_t count);
+
+/** @brief Convenience: a collection of value-only records from C strings. */
+EDDY_EXPORT eddy_stream_t *eddy_source_strings(eddy_env_t *env,
+                                               const char *const *strings,
+                                               size_t count);
+
+/**
+ * @brief A source calling `fn` to generate records 0..count-1.
+ *
+ * @param count  number of records in total, or 0 for an unbounded stream.
+ * @param rate   records per second in total (split across subtasks), or 0
+ *               for as fast as possible.
+ * Subtask i of N generates the indexes i, i+N, i+2N, ...
+ */
+EDDY_EXPORT eddy_stream_t *eddy_source_generator(eddy_env_t *env,
+                                                 uint64_t count, double rate,
+                                                 eddy_generator_fn fn,
+                                                 void *opaque);
+
+/**
+ * @brief A source emitting the lines of a text file (without the line
+ * terminator; a trailing '\r' is removed too) as value-only records.
+ * With parallelism N the file is split into N byte ranges; each line is read
+ * by the subtask whose range contains the line's first byte. A missing or
+ * unreadable file fails the job with the path and the reason.
+ */
+EDDY_EXPORT eddy_stream_t *eddy_source_text_file(eddy_env_t *env,
+                                                 const char *path);
+
+/* ------------------------------------------------------------------------ */
+/* Transformations                                                          */
+/* ------------------------------------------------------------------------ */
+
+EDDY_EXPORT eddy_stream_t *eddy_map(eddy_stream_t *in, eddy_map_fn fn,
+                                    void *opaque);
+EDDY_EXPORT eddy_stream_t *eddy_filter(eddy_stream_t *in, eddy_filter_fn fn,
+                                       void *opaque);
+EDDY_EXPORT eddy_stream_t *eddy_flat_map(eddy_stream_t *in,
+                                         eddy_flat_map_fn fn, void *opaque);
+
+/**
+ * @brief Partitions the stream by key: every record gets the key `fn` selects,
+ * and all records with equal keys go to the same subtask of the next operator
+ * (by key group, see docs/architecture.md). Pass fn == NULL to key by the key
+ * the records already carry.
+ */
+EDDY_EXPORT eddy_stream_t *eddy_key_by(eddy_stream_t *in, eddy_key_fn fn,
+                                       void *opaque);
+
+/**
+ * @brief Running reduce on a keyed stream: emits the key's new value after
+ * every record.
+ */
+EDDY_EXPORT eddy_stream_t *eddy_reduce(eddy_stream_t *keyed, eddy_reduce_fn fn,
+                                       void *opaque);
+
+/**
+ * @brief Running aggregate on a keyed stream: emits the key's result after
+ * every record. `agg` is copied.
+ */
+EDDY_EXPORT eddy_stream_t *eddy_aggregate(eddy_stream_t *keyed,
+                                          const eddy_aggregate_t *agg);
+
+/**
+ * @brief Merges streams of the same environment. Record order is kept per
+ * input, not across inputs.
+ */
+EDDY_EXPORT eddy_stream_t *eddy_union(eddy_stream_t *a, eddy_stream_t *b);
+
+/** @brief Sends records round robin to all subtasks of the next operator. */
+EDDY_EXPORT eddy_stream_t *eddy_rebalance(eddy_stream_t *in);
+/** @brief Sends every record to every subtask of the next operator. */
+EDDY_EXPORT eddy_stream_t *eddy_broadcast(eddy_stream_t *in);
+/**
+ * @brief Sends subtask i's records to subtask i of the next operator; the
+ * next operator must have the same parallelism.
+ */
+EDDY_EXPORT eddy_stream_t *eddy_forward(eddy_stream_t *in);
+
+/* ------------------------------------------------------------------------ */
+/* Operator settings (return their argument, so they can be nested)         */
+/* ------------------------------------------------------------------------ */
+
+/** @brief Sets the operator's name (shown in errors, logs and metrics). */
+EDDY_EXPORT eddy_stream_t *eddy_name(eddy_stream_t *s, const char *name);
+/**
+ * @brief Sets the operator's stable uid, which keys its state in checkpoints
+ * and savepoints. Uids must be unique within a job.
+ */
+EDDY_EXPORT eddy_stream_t *eddy_uid(eddy_stream_t *s, const char *uid);
+/** @brief Sets the operator's parallelism (1..max parallelism). */
+EDDY_EXPORT eddy_stream_t *eddy_parallelism(eddy_stream_t *s, int parallelism);
+/** @brief Never chains this operator with its input (starts a new task). */
+EDDY_EXPORT eddy_stream_t *eddy_disable_chaining(eddy_stream_t *s);
+
+/* ------------------------------------------------------------------------ */
+/* Sinks (return the sink operator so it can be named)                      */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * @brief Prints each record's value followed by '\n' to standard output.
+ * Lines from parallel subtasks never interleave within a line, and each
+ * subtask's lines appear in the order it produced them.
+ */
+EDDY_EXPORT eddy_stream_t *eddy_sink_print(eddy_stream_t *in);
+
+/**
+ * @brief Writes each record's value followed by '\n' to a file. With
+ * parallelism 1 `path` is the file; with parallelism N it is a directory that
+ * receives files part-0 .. part-(N-1). Existing files are replaced.
+ */
+EDDY_EXPORT eddy_stream_t *eddy_sink_file(eddy_stream_t *in, const char *path);
+
+/** @brief Consumes and drops every record (for benchmarks). */
+EDDY_EXPORT eddy_stream_t *eddy_sink_discard(eddy_stream_t *in);
+
+/**
+ * @brief Appends a copy of every record to `coll` (for tests and embedding).
+ * The collection must outlive the job's execution.
+ */
+EDDY_EXPORT eddy_stream_t *eddy_sink_collect(eddy_stream_t *in,
+                                             eddy_collection_t *coll);
+
+/* ------------------------------------------------------------------------ */
+/* Collections (results of eddy_sink_collect)                               */
+/* ------------------------------------------------------------------------ */
+
+EDDY_EXPORT eddy_collection_t *eddy_collection_new(void);
+EDDY_EXPORT void eddy_collection_destroy(eddy_collection_t *coll);
+/** @brief Number of records collected so far. */
+EDDY_EXPORT size_t eddy_collection_count(eddy_collection_t *coll);
+/**
+ * @brief The i-th collected record (in arrival order); valid until the
+ * collection is destroyed. Records from one subtask keep their order.
+ */
+EDDY_EXPORT const eddy_record_t *eddy_collection_get(eddy_collection_t *coll,
+                                                     size_t i);
+
+/* ------------------------------------------------------------------------ */
+/* The job entry point                                                      */
+/* ------------------------------------------------------------------------ */
+
+/** Signature of the function that builds a job's graph. */
+typedef int (*eddy_job_build_fn)(eddy_env_t *env, int argc, char **argv);
+
+/** What EDDY_JOB exports; looked up by name when a job is loaded. */
+typedef struct eddy_job_entry {
+    int abi_version;
+    const char *name;
+    eddy_job_build_fn build;
+} eddy_job_entry_t;
+
+/** Name of the symbol that EDDY_JOB defines. */
+#define EDDY_JOB_SYMBOL "eddy_job_entry"
+
+/**
+ * Declares a job's entry point. `name` is the default job name; `build` is
+ * called with the environment and the program arguments (those after `--` on
+ * the `eddy run` command line, argv[0] being the first of them).
+ */
+#define EDDY_JOB(name, build)                                                  \
+    EDDY_EXPORT const eddy_job_entry_t eddy_job_entry = {EDDY_ABI_VERSION,     \
+                                                         (name), (build)};
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* EDDY_EDDY_H */

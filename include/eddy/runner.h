@@ -1,0 +1,67 @@
+/*
+ * eddy — loading and running job shared objects (for runners and embedders).
+ * Copyright (c) 2026 the eddy authors. MIT licence (see LICENSE).
+ *
+ * Job authors do not need this header: it is what `eddy run` uses to load a
+ * job's .so, build its graph and run it, and what a program embedding eddy
+ * can use to do the same.
+ */
+#ifndef EDDY_RUNNER_H
+#define EDDY_RUNNER_H
+
+#include "eddy/eddy.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** A loaded job shared object. */
+typedef struct eddy_job_s eddy_job_t;
+
+/**
+ * @brief Loads a job shared object and checks its entry point.
+ *
+ * Errors (with one-line messages in `err`): EDDY_ERR_NOT_FOUND if the file is
+ * missing, EDDY_ERR_NOT_A_JOB if it is not a loadable shared object, does not
+ * define the EDDY_JOB entry point, or was built for another ABI version.
+ *
+ * @returns 0 and sets *job, or a negative eddy_err_t.
+ */
+EDDY_EXPORT int eddy_job_open(const char *path, eddy_job_t **job,
+                              eddy_error_t *err);
+
+/** @brief The job's name from its EDDY_JOB declaration. */
+EDDY_EXPORT const char *eddy_job_name(const eddy_job_t *job);
+
+/**
+ * @brief Calls the job's entry point to build its graph on `env`.
+ * @returns 0, or EDDY_ERR_INVALID with the job's first error in `err`.
+ */
+EDDY_EXPORT int eddy_job_build(eddy_job_t *job, eddy_env_t *env, int argc,
+                               char **argv, eddy_error_t *err);
+
+/**
+ * @brief Unloads the job. Every environment built from it must have been
+ * destroyed first (they point at its code). NULL is a no-op.
+ */
+EDDY_EXPORT void eddy_job_close(eddy_job_t *job);
+
+/**
+ * @brief Sets the parallelism used by operators when neither they nor the job
+ * (eddy_env_set_parallelism) chose one: the `-p` of `eddy run`.
+ */
+EDDY_EXPORT void eddy_env_set_default_parallelism(eddy_env_t *env,
+                                                  int parallelism);
+
+/**
+ * @brief Installs handlers for fatal signals (SIGSEGV, SIGBUS, SIGFPE,
+ * SIGILL) that print one line naming the operator (and subtask) whose code
+ * faulted, then exit with status 70. For processes that run job code.
+ */
+EDDY_EXPORT void eddy_crash_guard_install(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* EDDY_RUNNER_H */

@@ -1,0 +1,256 @@
+/*
+ * eddy — the command-line tool.
+ * Copyright (c) 2026 the eddy authors. MIT licence (see LICENSE).
+ *
+ * Every command documents its flags in `--help`. Errors are one line on
+ * stderr, prefixed with the command, and a non-zero exit status:
+ *   0 success, 1 the job failed, 2 bad usage, 70 the job crashed (signal),
+ *   130 canceled by SIGINT/SIGTERM.
+ * Only stderr carries eddy's own messages; stdout belongs to the job's print
+ * sinks.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "eddy/eddy.h"
+#include "eddy/runner.h"
+
+#define EXIT_JOB_FAILED 1
+#define EXIT_USAGE 2
+#define EXIT_CANCELED 130
+
+static const char *const main_usage =
+    "usage: eddy <command> [options]\n"
+    "\n"
+    "eddy is a stream processing engine; jobs are C shared objects built\n"
+    "against <eddy/eddy.h>.\n"
+    "\n"
+    "Commands:\n"
+    "  run        run a job (in this process with --local)\n"
+    "  version    print the version\n"
+    "  help       show help for a command\n"
+    "\n"
+    "Run 'eddy <command> --help' for a command's options.\n";
+
+static const char *const run_usage =
+    "usage: eddy run --local JOB.so [-p N] [-- JOB ARGS...]\n"
+    "\n"
+    "Loads JOB.so, builds its dataflow graph and runs it to completion.\n"
+    "Records printed by the job's print sinks go to standard output; eddy's\n"
+    "own messages go to standard error.\n"
+    "\n"
+    "Options:\n"
+    "  --local               run the job in this process (the local\n"
+    "                        mini-cluster); required in this version\n"
+    "  -p, --parallelism N   default parallelism of operators that set none\n"
+    "                        (1..max parallelism, default 1)\n"
+    "  -q, --quiet           do not print the job summary on stderr\n"
+    "  -h, --help            show this help\n"
+    "  --                    the arguments after it are passed to the job\n"
+    "\n"
+    "Exit status: 0 finished, 1 failed, 2 bad usage, 70 crashed, 130 canceled.\n"
+    "\n"
+    "Example:\n"
+    "  eddy run --local build/examples/word_count.so -p 4 -- input.txt\n";
+
+static const char *const version_usage =
+    "usage: eddy version\n"
+    "\n"
+    "Prints eddy's version and the job ABI version it runs.\n";
+
+static eddy_env_t *volatile running_env;
+
+static void on_stop_signal(int sig)
+{
+    (void)sig;
+    eddy_env_t *env = running_env;
+    if (env != NULL) {
+        eddy_env_cancel(env);
+    }
+}
+
+static int usage_error(const char *cmd, const char *fmt, const char *arg)
+{
+    fprintf(stderr, "eddy%s%s: ", cmd[0] ? " " : "", cmd);
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, " (see 'eddy %s%s--help')\n", cmd, cmd[0] ? " " : "");
+    return EXIT_USAGE;
+}
+
+static bool parse_positive(const char *s, int *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (s[0] == '\0' || *end != '\0' || errno != 0 || v < 1 || v > INT_MAX) {
+        return false;
+    }
+    *out = (int)v;
+    return true;
+}
+
+static int cmd_run(int argc, char **argv)
+{
+    bool local = false, quiet = false;
+    int parallelism = 0;
+    const char *job_path = NULL;
+    int job_argc = 0;
+    char **job_argv = NULL;
+
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--") == 0) {
+            job_argc = argc - i - 1;
+            job_argv = argv + i + 1;
+            break;
+        } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            fputs(run_usage, stdout);
+            return 0;
+        } else if (strcmp(a, "--local") == 0) {
+            local = true;
+        } else if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0) {
+            quiet = true;
+        } else if (strcmp(a, "-p") == 0 || strcmp(a, "--parallelism") == 0 ||
+                   strncmp(a, "--parallelism=", 14) == 0 ||
+                   (strncmp(a, "-p", 2) == 0 && a[2] != '\0')) {
+            const char *v;
+            if (strncmp(a, "--parallelism=", 14) == 0) {
+                v = a + 14;
+            } else if (a[1] == 'p' && a[2] != '\0') {
+                v = a + 2;
+            } else if (i + 1 < argc) {
+                v = argv[++i];
+            } else {
+                return usage_error("run", "%s needs a value", a);
+            }
+            if (!parse_positive(v, &parallelism)) {
+                return usage_error(
+                    "run", "parallelism must be a positive integer, got '%s'",
+                    v);
+            }
+        } else if (a[0] == '-' && a[1] != '\0') {
+            return usage_error("run", "unknown option '%s'", a);
+        } else if (job_path == NULL) {
+            job_path = a;
+        } else {
+            return usage_error("run",
+                               "unexpected argument '%s' (job arguments go "
+                               "after '--')",
+                               a);
+        }
+    }
+    if (job_path == NULL) {
+        return usage_error("run", "missing the job file%s", " (JOB.so)");
+    }
+    if (!local) {
+        return usage_error("run",
+                           "cluster mode is not available in this version; "
+                           "run the job in this process with --local%s",
+                           "");
+    }
+
+    eddy_error_t err;
+    eddy_error_clear(&err);
+    eddy_job_t *job = NULL;
+    if (eddy_job_open(job_path, &job, &err) != 0) {
+        fprintf(stderr, "eddy run: %s\n", err.msg);
+        return EXIT_JOB_FAILED;
+    }
+    eddy_env_t *env = eddy_env_new();
+    if (parallelism > 0) {
+        eddy_env_set_default_parallelism(env, parallelism);
+    }
+    int rc = eddy_job_build(job, env, job_argc, job_argv, &err);
+    if (rc != 0) {
+        fprintf(stderr, "eddy run: job '%s' could not be built: %s\n",
+                eddy_job_name(job), err.msg);
+        eddy_env_destroy(env);
+        eddy_job_close(job);
+        return EXIT_JOB_FAILED;
+    }
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    running_env = env;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    rc = eddy_env_execute(env, &err);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    running_env = NULL;
+    double secs = (double)(t1.tv_sec - t0.tv_sec) +
+                  (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+
+    int status = 0;
+    if (rc == EDDY_ERR_CANCELED) {
+        fprintf(stderr, "eddy run: job '%s' canceled after %.3f s\n",
+                eddy_job_name(job), secs);
+        status = EXIT_CANCELED;
+    } else if (rc != 0) {
+        fprintf(stderr, "eddy run: job '%s' failed: %s\n", eddy_job_name(job),
+                err.msg);
+        status = EXIT_JOB_FAILED;
+    } else if (!quiet) {
+        fprintf(stderr, "eddy run: job '%s' finished in %.3f s\n",
+                eddy_job_name(job), secs);
+    }
+    eddy_env_destroy(env);
+    eddy_job_close(job);
+    return status;
+}
+
+int main(int argc, char **argv)
+{
+    /* A closed stdout must become a clear job error, not a silent death. */
+    signal(SIGPIPE, SIG_IGN);
+    eddy_crash_guard_install();
+
+    if (argc < 2) {
+        fputs(main_usage, stderr);
+        return EXIT_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0) {
+        fputs(main_usage, stdout);
+        return 0;
+    }
+    if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
+        if (argc > 2 && (strcmp(argv[2], "-h") == 0 ||
+                         strcmp(argv[2], "--help") == 0)) {
+            fputs(version_usage, stdout);
+            return 0;
+        }
+        if (argc > 2) {
+            return usage_error("version", "unexpected argument '%s'", argv[2]);
+        }
+        printf("eddy %s (job ABI %d)\n", eddy_version(), EDDY_ABI_VERSION);
+        return 0;
+    }
+    if (strcmp(cmd, "run") == 0) {
+        return cmd_run(argc - 2, argv + 2);
+    }
+    if (strcmp(cmd, "help") == 0) {
+        const char *what = argc > 2 ? argv[2] : "";
+        if (strcmp(what, "run") == 0) {
+            fputs(run_usage, stdout);
+        } else if (strcmp(what, "version") == 0) {
+            fputs(version_usage, stdout);
+        } else if (what[0] == '\0') {
+            fputs(main_usage, stdout);
+        } else {
+            return usage_error("", "unknown command '%s'", what);
+        }
+        return 0;
+    }
+    return usage_error("", "unknown command '%s'", cmd);
+}

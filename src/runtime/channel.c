@@ -1,0 +1,160 @@
+/*
+ * eddy — input gates and local channels (see channel.h for the design).
+ * Copyright (c) 2026 the eddy authors. MIT licence (see LICENSE).
+ */
+#include <stdlib.h>
+
+#include "runtime/channel.h"
+
+static void lock(pthread_mutex_t *mu)
+{
+    if (pthread_mutex_lock(mu) != 0) {
+        abort();
+    }
+}
+
+static void unlock(pthread_mutex_t *mu)
+{
+    if (pthread_mutex_unlock(mu) != 0) {
+        abort();
+    }
+}
+
+static bool is_cancelled(const eddy__gate_t *g)
+{
+    return g->g_cancel != NULL &&
+           atomic_load_explicit(g->g_cancel, memory_order_relaxed) != 0;
+}
+
+eddy__gate_t *eddy__gate_new(int nchannels, int capacity, atomic_int *cancel)
+{
+    eddy__gate_t *g = eddy__calloc(1, sizeof(*g));
+    pthread_mutex_init(&g->g_mu, NULL);
+    pthread_cond_init(&g->g_data, NULL);
+    g->g_n = nchannels;
+    g->g_cancel = cancel;
+    g->g_chans = eddy__calloc((size_t)nchannels, sizeof(eddy__inchan_t));
+    g->g_ready = eddy__calloc((size_t)nchannels, sizeof(int));
+    for (int i = 0; i < nchannels; i++) {
+        eddy__inchan_t *ic = &g->g_chans[i];
+        ic->ic_gate = g;
+        ic->ic_index = i;
+        ic->ic_cap = capacity < 1 ? 1 : capacity;
+        ic->ic_ring = eddy__calloc((size_t)ic->ic_cap, sizeof(void *));
+        pthread_cond_init(&ic->ic_space, NULL);
+        atomic_init(&ic->ic_bp_ns, 0);
+    }
+    return g;
+}
+
+void eddy__gate_destroy(eddy__gate_t *g)
+{
+    if (g == NULL) {
+        return;
+    }
+    for (int i = 0; i < g->g_n; i++) {
+        eddy__inchan_t *ic = &g->g_chans[i];
+        while (ic->ic_count > 0) {
+            eddy__buffer_release(ic->ic_ring[ic->ic_head]);
+            ic->ic_head = (ic->ic_head + 1) % ic->ic_cap;
+            ic->ic_count--;
+        }
+        pthread_cond_destroy(&ic->ic_space);
+        free(ic->ic_ring);
+    }
+    free(g->g_chans);
+    free(g->g_ready);
+    pthread_cond_destroy(&g->g_data);
+    pthread_mutex_destroy(&g->g_mu);
+    free(g);
+}
+
+/* Lock held. */
+static void ready_append(eddy__gate_t *g, eddy__inchan_t *ic)
+{
+    g->g_ready[(g->g_rhead + g->g_rcount) % g->g_n] = ic->ic_index;
+    g->g_rcount++;
+    ic->ic_in_ready = true;
+}
+
+int eddy__gate_push(void *inchan, eddy__buffer_t *buf)
+{
+    eddy__inchan_t *ic = inchan;
+    eddy__gate_t *g = ic->ic_gate;
+    lock(&g->g_mu);
+    if (ic->ic_count == ic->ic_cap) {
+        uint64_t t0 = eddy__now_ns();
+        while (ic->ic_count == ic->ic_cap && !is_cancelled(g)) {
+            ic->ic_writer_waiting++;
+            pthread_cond_wait(&ic->ic_space, &g->g_mu);
+            ic->ic_writer_waiting--;
+        }
+        atomic_fetch_add_explicit(&ic->ic_bp_ns, eddy__now_ns() - t0,
+                                  memory_order_relaxed);
+    }
+    if (is_cancelled(g)) {
+        unlock(&g->g_mu);
+        eddy__buffer_release(buf);
+        return EDDY_ERR_CANCELED;
+    }
+    ic->ic_ring[(ic->ic_head + ic->ic_count) % ic->ic_cap] = buf;
+    ic->ic_count++;
+    if (!ic->ic_in_ready) {
+        ready_append(g, ic);
+    }
+    if (g->g_reader_waiting) {
+        pthread_cond_signal(&g->g_data);
+    }
+    unlock(&g->g_mu);
+    return 0;
+}
+
+eddy__buffer_t *eddy__gate_pop(eddy__gate_t *g, int *channel, bool block)
+{
+    lock(&g->g_mu);
+    while (g->g_rcount == 0) {
+        if (!block || is_cancelled(g)) {
+            unlock(&g->g_mu);
+            return NULL;
+        }
+        g->g_reader_waiting++;
+        pthread_cond_wait(&g->g_data, &g->g_mu);
+        g->g_reader_waiting--;
+    }
+    int idx = g->g_ready[g->g_rhead];
+    g->g_rhead = (g->g_rhead + 1) % g->g_n;
+    g->g_rcount--;
+    eddy__inchan_t *ic = &g->g_chans[idx];
+    eddy__buffer_t *b = ic->ic_ring[ic->ic_head];
+    ic->ic_head = (ic->ic_head + 1) % ic->ic_cap;
+    ic->ic_count--;
+    ic->ic_in_ready = false;
+    if (ic->ic_count > 0) {
+        /* Back of the queue: channels take turns, one buffer each. */
+        ready_append(g, ic);
+    }
+    if (ic->ic_writer_waiting) {
+        pthread_cond_signal(&ic->ic_space);
+    }
+    unlock(&g->g_mu);
+    *channel = idx;
+    return b;
+}
+
+void eddy__gate_wake(eddy__gate_t *g)
+{
+    lock(&g->g_mu);
+    pthread_cond_broadcast(&g->g_data);
+    for (int i = 0; i < g->g_n; i++) {
+        pthread_cond_broadcast(&g->g_chans[i].ic_space);
+    }
+    unlock(&g->g_mu);
+}
+
+int eddy__gate_queued(eddy__gate_t *g, int channel)
+{
+    lock(&g->g_mu);
+    int n = g->g_chans[channel].ic_count;
+    unlock(&g->g_mu);
+    return n;
+}

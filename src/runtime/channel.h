@@ -1,0 +1,74 @@
+/*
+ * eddy — input gates and local channels.
+ * Copyright (c) 2026 the eddy authors. MIT licence (see LICENSE).
+ *
+ * DESIGN. A consuming subtask owns one input gate; each upstream subtask that
+ * sends to it owns one channel of that gate. A channel is a bounded queue of
+ * buffers: its capacity plays the role of the receiver's credit (DESIGN §7),
+ * so a sender that runs ahead blocks in eddy__gate_push() and back pressure
+ * travels up to the sources, channel by channel, without blocking other
+ * channels. The gate keeps a FIFO of channels that hold data, so the reader
+ * serves channels fairly and finds data in O(1).
+ *
+ * Local channels push straight into the gate; the TCP transport will receive
+ * buffers from the network and push them the same way, so tasks never know
+ * which transport they use.
+ *
+ * THREADS. One mutex per gate covers all its channels: pushes and pops are per
+ * buffer (hundreds of records), so the lock is cheap. Condition variables are
+ * signalled only when someone waits.
+ */
+#ifndef EDDY_RUNTIME_CHANNEL_H
+#define EDDY_RUNTIME_CHANNEL_H
+
+#include "runtime/buffer.h"
+
+typedef struct eddy__gate eddy__gate_t;
+
+typedef struct eddy__inchan {
+    eddy__gate_t *ic_gate;
+    int ic_index;
+    eddy__buffer_t **ic_ring;
+    int ic_cap;
+    int ic_head;
+    int ic_count;
+    bool ic_in_ready;
+    int ic_writer_waiting;
+    pthread_cond_t ic_space;
+    atomic_uint_fast64_t ic_bp_ns; /* time the sender spent blocked */
+} eddy__inchan_t;
+
+struct eddy__gate {
+    pthread_mutex_t g_mu;
+    pthread_cond_t g_data;
+    int g_reader_waiting;
+    eddy__inchan_t *g_chans;
+    int g_n;
+    int *g_ready; /* ring of channel indexes holding data */
+    int g_rhead;
+    int g_rcount;
+    atomic_int *g_cancel;
+};
+
+/* Creates a gate of `nchannels` channels holding `capacity` buffers each. */
+eddy__gate_t *eddy__gate_new(int nchannels, int capacity, atomic_int *cancel);
+/* Destroys the gate, releasing any buffers still queued. */
+void eddy__gate_destroy(eddy__gate_t *g);
+/*
+ * Queues `buf` on a channel (an eddy__push_fn; target is eddy__inchan_t*).
+ * Blocks while the channel is full. Returns 0, or EDDY_ERR_CANCELED if the
+ * cancel flag was raised (the buffer is then released).
+ */
+int eddy__gate_push(void *inchan, eddy__buffer_t *buf);
+/*
+ * Takes the next buffer and its channel index. With block == false returns
+ * NULL at once if nothing is queued; with block == true waits, returning NULL
+ * only when cancelled.
+ */
+eddy__buffer_t *eddy__gate_pop(eddy__gate_t *g, int *channel, bool block);
+/* Wakes every waiter of the gate (used on cancellation). */
+void eddy__gate_wake(eddy__gate_t *g);
+/* Buffers queued on a channel (tests, metrics). */
+int eddy__gate_queued(eddy__gate_t *g, int channel);
+
+#endif /* EDDY_RUNTIME_CHANNEL_H */

@@ -1,0 +1,280 @@
+/*
+ * eddy — the local mini-cluster: runs a plan in this process.
+ * Copyright (c) 2026 the eddy authors. MIT licence (see LICENSE).
+ *
+ * Expands every job vertex into `parallelism` tasks (one thread each), gives
+ * each task with inputs a gate whose channels are indexed per (input edge,
+ * upstream subtask), builds the operator instances of each chain and wires
+ * their outputs: chained operators by function call, other edges through
+ * writers into the downstream gates.
+ *
+ * Buffer pool size: a channel holds at most `capacity` queued buffers, plus
+ * the one its writer fills and the one its reader consumes; a pool of that
+ * many buffers per channel can never run dry while a reader waits, so it
+ * cannot deadlock. Buffers are allocated lazily: idle channels cost nothing.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "runtime/runtime.h"
+
+typedef struct vertex_rt {
+    eddy__task_t **tasks; /* per subtask */
+    int *edge_base;       /* per plan edge: first channel index in the gate */
+    int nin;              /* channels per gate */
+} vertex_rt_t;
+
+static int fanout_emit(void *target, const eddy_record_t *rec)
+{
+    eddy__op_t *op = target;
+    for (int i = 0; i < op->op_nfanout; i++) {
+        eddy_collector_t *c = &op->op_fanout[i];
+        int rc = c->co_fn(c->co_target, rec);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
+static int null_emit(void *target, const eddy_record_t *rec)
+{
+    EDDY_UNUSED(target);
+    EDDY_UNUSED(rec);
+    return 0;
+}
+
+static eddy__op_t *op_new(eddy__task_t *t, eddy_stream_t *node)
+{
+    eddy__op_t *op = eddy__calloc(1, sizeof(*op));
+    op->op_ctx.cx_op = op;
+    op->op_ctx.cx_subtask = t->t_subtask;
+    op->op_ctx.cx_parallelism = t->t_parallelism;
+    op->op_ctx.cx_name = node->s_name;
+    op->op_ctx.cx_scratch.sc_cap = 4096;
+    op->op_ctx.cx_scratch.sc_base = eddy__malloc(4096);
+    eddy__arena_init(&op->op_ctx.cx_scratch.sc_overflow, 16 * 1024);
+    op->op_class = node->s_class;
+    op->op_node = node;
+    op->op_task = t;
+    op->op_out.co_fn = null_emit;
+    return op;
+}
+
+static void op_destroy(eddy__op_t *op)
+{
+    free(op->op_ctx.cx_scratch.sc_base);
+    eddy__arena_close(&op->op_ctx.cx_scratch.sc_overflow);
+    free(op->op_fanout);
+    free(op);
+}
+
+static void add_target(eddy__op_t *op, int (*fn)(void *, const eddy_record_t *),
+                       void *target)
+{
+    op->op_fanout = eddy__realloc(op->op_fanout, sizeof(eddy_collector_t) *
+                                                     (op->op_nfanout + 1));
+    op->op_fanout[op->op_nfanout++] = (eddy_collector_t){fn, target};
+}
+
+static void task_destroy(eddy__task_t *t)
+{
+    if (t == NULL) {
+        return;
+    }
+    for (int i = 0; i < t->t_nwriters; i++) {
+        eddy__writer_t *wr = t->t_writers[i];
+        for (int c = 0; c < wr->wr_nchan; c++) {
+            eddy__outchan_close(&wr->wr_chans[c]);
+        }
+        free(wr->wr_chans);
+        free(wr);
+    }
+    free(t->t_writers);
+    for (int i = 0; i < t->t_nin; i++) {
+        eddy__deser_close(&t->t_deser[i]);
+    }
+    free(t->t_deser);
+    free(t->t_in_done);
+    for (int i = 0; i < t->t_nops; i++) {
+        op_destroy(t->t_ops[i]);
+    }
+    free(t->t_ops);
+    free(t);
+}
+
+int eddy__local_run(eddy_env_t *env, eddy__plan_t *pl, eddy_error_t *err)
+{
+    int rc = 0;
+    eddy__job_t job;
+    memset(&job, 0, sizeof(job));
+    job.j_env = env;
+    job.j_plan = pl;
+    job.j_cancel = &env->e_cancel;
+    pthread_mutex_init(&job.j_mu, NULL);
+    vertex_rt_t *vrt = eddy__calloc((size_t)pl->pl_nvertices, sizeof(*vrt));
+    int capacity = env->e_channel_capacity;
+
+    /* Channels per gate and the pool size. */
+    size_t nchannels_total = 0;
+    for (int v = 0; v < pl->pl_nvertices; v++) {
+        vrt[v].edge_base = eddy__calloc((size_t)pl->pl_nedges, sizeof(int));
+    }
+    for (int e = 0; e < pl->pl_nedges; e++) {
+        eddy__edge_t *ed = &pl->pl_edges[e];
+        if (ed->ed_chained) {
+            continue;
+        }
+        int v = pl->pl_vertex_of[ed->ed_dst];
+        int per = ed->ed_part == EDDY__PART_FORWARD
+                      ? 1
+                      : pl->pl_parallelism[ed->ed_src];
+        vrt[v].edge_base[e] = vrt[v].nin;
+        vrt[v].nin += per;
+        nchannels_total += (size_t)per * pl->pl_vertices[v].vx_parallelism;
+    }
+    job.j_pool = eddy__pool_new(env->e_buffer_size,
+                                nchannels_total * (size_t)(capacity + 2) + 16);
+    eddy__pool_set_cancel(job.j_pool, job.j_cancel);
+
+    /* Tasks, gates and operators. */
+    for (int v = 0; v < pl->pl_nvertices; v++) {
+        eddy__vertex_t *vx = &pl->pl_vertices[v];
+        vrt[v].tasks = eddy__calloc((size_t)vx->vx_parallelism, sizeof(void *));
+        for (int s = 0; s < vx->vx_parallelism; s++) {
+            eddy__task_t *t = eddy__calloc(1, sizeof(*t));
+            t->t_job = &job;
+            t->t_vertex = v;
+            t->t_subtask = s;
+            t->t_parallelism = vx->vx_parallelism;
+            t->t_name = vx->vx_name;
+            if (vrt[v].nin > 0) {
+                t->t_nin = vrt[v].nin;
+                t->t_gate = eddy__gate_new(t->t_nin, capacity, job.j_cancel);
+                t->t_deser = eddy__calloc((size_t)t->t_nin, sizeof(eddy__deser_t));
+                t->t_in_done = eddy__calloc((size_t)t->t_nin, sizeof(bool));
+            }
+            t->t_ops = eddy__calloc((size_t)vx->vx_nnodes, sizeof(void *));
+            for (int k = 0; k < vx->vx_nnodes; k++) {
+                t->t_ops[t->t_nops++] =
+                    op_new(t, env->e_nodes[vx->vx_nodes[k]]);
+            }
+            vrt[v].tasks[s] = t;
+            job.j_tasks = eddy__realloc(job.j_tasks, sizeof(void *) *
+                                                         (job.j_ntasks + 1));
+            job.j_tasks[job.j_ntasks++] = t;
+        }
+    }
+
+    /* Outputs of every operator instance. */
+    for (int e = 0; e < pl->pl_nedges; e++) {
+        eddy__edge_t *ed = &pl->pl_edges[e];
+        int sv = pl->pl_vertex_of[ed->ed_src];
+        int dv = pl->pl_vertex_of[ed->ed_dst];
+        eddy__vertex_t *svx = &pl->pl_vertices[sv];
+        int sidx = 0, didx = 0;
+        for (int k = 0; k < svx->vx_nnodes; k++) {
+            if (svx->vx_nodes[k] == ed->ed_src) {
+                sidx = k;
+            }
+        }
+        if (ed->ed_chained) {
+            for (int k = 0; k < svx->vx_nnodes; k++) {
+                if (svx->vx_nodes[k] == ed->ed_dst) {
+                    didx = k;
+                }
+            }
+            for (int s = 0; s < svx->vx_parallelism; s++) {
+                eddy__task_t *t = vrt[sv].tasks[s];
+                add_target(t->t_ops[sidx], t->t_ops[didx]->op_class->oc_process,
+                           t->t_ops[didx]);
+            }
+            continue;
+        }
+        int dp = pl->pl_vertices[dv].vx_parallelism;
+        for (int s = 0; s < svx->vx_parallelism; s++) {
+            eddy__task_t *t = vrt[sv].tasks[s];
+            eddy__writer_t *wr = eddy__calloc(1, sizeof(*wr));
+            wr->wr_part = ed->ed_part;
+            wr->wr_max_parallelism = env->e_max_parallelism;
+            wr->wr_op = t->t_ops[sidx];
+            wr->wr_nchan = ed->ed_part == EDDY__PART_FORWARD ? 1 : dp;
+            wr->wr_chans = eddy__calloc((size_t)wr->wr_nchan,
+                                        sizeof(eddy__outchan_t));
+            for (int c = 0; c < wr->wr_nchan; c++) {
+                int dsub = ed->ed_part == EDDY__PART_FORWARD ? s : c;
+                int chan = vrt[dv].edge_base[e] +
+                           (ed->ed_part == EDDY__PART_FORWARD ? 0 : s);
+                eddy__gate_t *g = vrt[dv].tasks[dsub]->t_gate;
+                eddy__outchan_init(&wr->wr_chans[c], job.j_pool,
+                                   eddy__gate_push, &g->g_chans[chan]);
+            }
+            t->t_writers = eddy__realloc(t->t_writers, sizeof(void *) *
+                                                           (t->t_nwriters + 1));
+            t->t_writers[t->t_nwriters++] = wr;
+            add_target(t->t_ops[sidx], eddy__writer_emit, wr);
+        }
+    }
+    for (int i = 0; i < job.j_ntasks; i++) {
+        eddy__task_t *t = job.j_tasks[i];
+        for (int k = 0; k < t->t_nops; k++) {
+            eddy__op_t *op = t->t_ops[k];
+            if (op->op_nfanout == 1) {
+                op->op_out = op->op_fanout[0];
+            } else if (op->op_nfanout > 1) {
+                op->op_out = (eddy_collector_t){fanout_emit, op};
+            }
+        }
+    }
+
+    /* Run. */
+    for (int i = 0; i < job.j_ntasks; i++) {
+        eddy__task_t *t = job.j_tasks[i];
+        if (pthread_create(&t->t_thread, NULL, eddy__task_main, t) != 0) {
+            pthread_mutex_lock(&job.j_mu);
+            if (!job.j_failed) {
+                job.j_failed = true;
+                eddy_error_set(&job.j_error, EDDY_ERR_NOMEM,
+                               "cannot start a thread for task '%s'",
+                               t->t_name);
+            }
+            pthread_mutex_unlock(&job.j_mu);
+            atomic_store(job.j_cancel, 1);
+            eddy__pool_wake(job.j_pool);
+            for (int k = 0; k < job.j_ntasks; k++) {
+                if (job.j_tasks[k]->t_gate != NULL) {
+                    eddy__gate_wake(job.j_tasks[k]->t_gate);
+                }
+            }
+            break;
+        }
+        t->t_started = true;
+    }
+    for (int i = 0; i < job.j_ntasks; i++) {
+        if (job.j_tasks[i]->t_started) {
+            pthread_join(job.j_tasks[i]->t_thread, NULL);
+        }
+    }
+    if (job.j_failed) {
+        rc = eddy_error_set(err, job.j_error.code, "%s", job.j_error.msg);
+    } else if (atomic_load(job.j_cancel) != 0) {
+        rc = eddy_error_set(err, EDDY_ERR_CANCELED, "the job was canceled");
+    }
+
+    /* Tear down: writers and readers release buffers before the gates and
+     * the pool go. */
+    for (int i = 0; i < job.j_ntasks; i++) {
+        eddy__gate_t *g = job.j_tasks[i]->t_gate;
+        task_destroy(job.j_tasks[i]);
+        eddy__gate_destroy(g);
+    }
+    for (int v = 0; v < pl->pl_nvertices; v++) {
+        free(vrt[v].tasks);
+        free(vrt[v].edge_base);
+    }
+    free(vrt);
+    free(job.j_tasks);
+    eddy__pool_destroy(job.j_pool);
+    pthread_mutex_destroy(&job.j_mu);
+    return rc;
+}

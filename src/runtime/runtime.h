@@ -1,0 +1,330 @@
+/*
+ * eddy — internal runtime model: logical graph, plan, operators and tasks.
+ * Copyright (c) 2026 the eddy authors. MIT licence (see LICENSE).
+ *
+ * DESIGN (DESIGN.md §3). Three levels:
+ *
+ *   logical graph   eddy_stream_t nodes built by the job API, in creation
+ *                   order (which is a topological order). Physical nodes run
+ *                   an operator class; virtual nodes (union, partition hints)
+ *                   only shape edges.
+ *   plan            physical edges with resolved partitioners and
+ *                   parallelism; operators chained into job vertices when
+ *                   connected by a forward edge of equal parallelism.
+ *   execution       each vertex expanded to `parallelism` subtasks (tasks),
+ *                   each a thread running its chain; non-chained edges become
+ *                   channels carrying serialized buffers.
+ *
+ * Inside a chain records pass by function call through eddy_collector_t:
+ * a (function, target) pair, so emitting costs one indirect call.
+ */
+#ifndef EDDY_RUNTIME_RUNTIME_H
+#define EDDY_RUNTIME_RUNTIME_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "common/internal.h"
+#include "runtime/buffer.h"
+#include "runtime/channel.h"
+#include "runtime/serializer.h"
+
+typedef struct eddy__op eddy__op_t;
+typedef struct eddy__task eddy__task_t;
+typedef struct eddy__job eddy__job_t;
+
+/* ---- partitioners ---- */
+
+#define EDDY__PARTITIONER_MAP(XX)                                              \
+    XX(DEFAULT, "default")                                                     \
+    XX(FORWARD, "forward")                                                     \
+    XX(HASH, "hash")                                                           \
+    XX(REBALANCE, "rebalance")                                                 \
+    XX(BROADCAST, "broadcast")
+
+typedef enum eddy__partitioner {
+#define XX(name, s) EDDY__PART_##name,
+    EDDY__PARTITIONER_MAP(XX)
+#undef XX
+} eddy__partitioner_t;
+
+const char *eddy__partitioner_name(int part);
+
+/* ---- operator classes ---- */
+
+/* Result of a source poll. */
+#define EDDY__POLL_MORE 1
+#define EDDY__POLL_END 0
+
+typedef struct eddy__op_class {
+    const char *oc_kind; /* default operator name */
+    int oc_default_parallelism; /* 0 = the environment's default */
+    bool oc_source;
+    bool oc_sink;
+    bool oc_keyed_input; /* needs hash-partitioned input */
+    /* All callbacks return 0 or a negative eddy_err_t; NULL means no-op. */
+    int (*oc_open)(eddy__op_t *op);
+    /* Processes one record (not for sources). `op` is eddy__op_t*, typed
+     * void* so the function doubles as a collector function. */
+    int (*oc_process)(void *op, const eddy_record_t *rec);
+    /* Sources: emit up to `budget` records; EDDY__POLL_MORE or _END. */
+    int (*oc_poll)(eddy__op_t *op, int budget);
+    /* All inputs ended: emit final results. */
+    int (*oc_end_input)(eddy__op_t *op);
+    /* The task is idle or ending: push out anything buffered. */
+    int (*oc_flush)(eddy__op_t *op);
+    void (*oc_close)(eddy__op_t *op);
+} eddy__op_class_t;
+
+/* ---- logical graph ---- */
+
+typedef enum eddy__node_kind {
+    EDDY__NODE_OPERATOR, /* physical: runs s_class */
+    EDDY__NODE_UNION,    /* virtual: merges s_inputs */
+    EDDY__NODE_PARTITION /* virtual: imposes s_partitioner on its input */
+} eddy__node_kind_t;
+
+struct eddy_stream_s {
+    eddy_env_t *s_env;
+    int s_id; /* index in env->e_nodes; creation order is topological */
+    eddy__node_kind_t s_kind;
+    const eddy__op_class_t *s_class;
+    char *s_name; /* in env arena */
+    char *s_uid;  /* user uid, or NULL */
+    int s_parallelism; /* 0 = class default, then env default */
+    bool s_no_chain;
+    bool s_keyed_out; /* key_by: outgoing edges hash-partition */
+    int s_partitioner; /* EDDY__NODE_PARTITION */
+    eddy_stream_t **s_inputs;
+    int s_ninputs;
+    /* User function, its opaque, and class-specific configuration. */
+    void (*s_fn)(void);
+    void *s_opaque;
+    void *s_config;
+};
+
+struct eddy_env_s {
+    char *e_name;
+    int e_parallelism;         /* set by the job; 0 = unset */
+    int e_default_parallelism; /* set by the runner (-p); 0 = 1 */
+    int e_max_parallelism;
+    size_t e_buffer_size;
+    int e_channel_capacity;
+    eddy_stream_t **e_nodes;
+    size_t e_nnodes;
+    size_t e_nodes_cap;
+    eddy__arena_t e_arena; /* graph-lifetime memory */
+    eddy_error_t e_error;  /* first graph-building error */
+    bool e_failed;
+    bool e_executed;
+    atomic_int e_cancel;
+};
+
+/* Adds a physical node of `cls` with the given inputs (NULL-safe: a NULL input
+ * returns NULL, as the error is already recorded). */
+eddy_stream_t *eddy__node_add(eddy_env_t *env, const eddy__op_class_t *cls,
+                              eddy_stream_t *const *inputs, int ninputs);
+eddy_env_t *eddy__stream_env(eddy_stream_t *s);
+
+/* ---- plan ---- */
+
+typedef struct eddy__edge {
+    int ed_src; /* node id */
+    int ed_dst; /* node id */
+    int ed_part;
+    bool ed_chained;
+} eddy__edge_t;
+
+typedef struct eddy__vertex {
+    int vx_head;       /* node id */
+    int *vx_nodes;     /* node ids in topological order, head first */
+    int vx_nnodes;
+    int vx_parallelism;
+    char *vx_name;     /* "A -> B -> C" */
+} eddy__vertex_t;
+
+typedef struct eddy__plan {
+    eddy_env_t *pl_env;
+    int pl_nnodes; /* = env->e_nnodes; virtual nodes have pl_vertex_of -1 */
+    int *pl_parallelism; /* per node id */
+    int *pl_vertex_of;   /* per node id */
+    eddy__edge_t *pl_edges;
+    int pl_nedges;
+    eddy__vertex_t *pl_vertices;
+    int pl_nvertices;
+} eddy__plan_t;
+
+/* Builds the plan; returns 0 or an error with a message naming the node. */
+int eddy__plan_build(eddy_env_t *env, eddy__plan_t **out, eddy_error_t *err);
+void eddy__plan_destroy(eddy__plan_t *pl);
+
+/* ---- operator instances and contexts ---- */
+
+/* Scratch memory: one block reused per call, plus an overflow arena used
+ * only when a call needs more (the block then grows at the next reset). */
+typedef struct eddy__scratch {
+    unsigned char *sc_base;
+    size_t sc_cap;
+    size_t sc_used;
+    size_t sc_peak;
+    eddy__arena_t sc_overflow;
+    bool sc_overflowed;
+} eddy__scratch_t;
+
+void eddy__scratch_grow_reset(eddy__scratch_t *sc);
+static inline void eddy__scratch_reset(eddy__scratch_t *sc)
+{
+    sc->sc_used = 0;
+    if (EDDY_UNLIKELY(sc->sc_overflowed)) {
+        eddy__scratch_grow_reset(sc);
+    }
+}
+
+struct eddy_ctx_s {
+    eddy__op_t *cx_op;
+    int cx_subtask;
+    int cx_parallelism;
+    const char *cx_name;
+    eddy__scratch_t cx_scratch;
+};
+
+struct eddy_collector_s {
+    int (*co_fn)(void *target, const eddy_record_t *rec);
+    void *co_target;
+};
+
+struct eddy__op {
+    eddy_ctx_t op_ctx; /* first: user functions get &op->op_ctx */
+    const eddy__op_class_t *op_class;
+    const eddy_stream_t *op_node;
+    eddy__task_t *op_task;
+    eddy_collector_t op_out; /* downstream: chained ops and/or writers */
+    eddy_collector_t *op_fanout; /* targets when more than one */
+    int op_nfanout;
+    void *op_data; /* class instance state */
+    bool op_failed;
+    char op_errmsg[256];
+};
+
+/* The operator whose code the calling thread runs (crash reports). */
+extern _Thread_local eddy__op_t *eddy__tls_op;
+
+/* Records a failure of `op` (first failure of a task wins); returns rc. */
+int eddy__op_fail(eddy__op_t *op, int rc, const char *fmt, ...)
+    EDDY_PRINTF_LIKE(3, 4);
+/* For a negative rc returned by a user function: attributes the failure to
+ * `op` unless an operator downstream already reported it. */
+int eddy__op_user_rc(eddy__op_t *op, int rc);
+
+static inline int eddy__emit(eddy__op_t *op, const eddy_record_t *rec)
+{
+    return op->op_out.co_fn(op->op_out.co_target, rec);
+}
+
+/* Resets the scratch memory and marks the thread as running op's code. */
+static inline void eddy__op_enter(eddy__op_t *op)
+{
+    eddy__tls_op = op;
+    eddy__scratch_reset(&op->op_ctx.cx_scratch);
+}
+
+/* ---- writers: one per non-chained output edge of an operator ---- */
+
+typedef struct eddy__writer {
+    int wr_part;
+    int wr_nchan;
+    eddy__outchan_t *wr_chans; /* indexed by downstream subtask */
+    int wr_next;               /* rebalance cursor */
+    int wr_max_parallelism;
+    eddy__op_t *wr_op;         /* the producing operator */
+} eddy__writer_t;
+
+int eddy__writer_emit(void *writer, const eddy_record_t *rec);
+int eddy__writer_flush(eddy__writer_t *wr);
+int eddy__writer_event(eddy__writer_t *wr, int kind, int64_t value);
+
+/* Picks the downstream subtask of a keyed record (tests use this too). */
+static inline int eddy__hash_channel(const eddy_record_t *rec, int max_par,
+                                     int nchan)
+{
+    uint64_t h = eddy__hash64(rec->key, rec->key_len);
+    return eddy__key_group_subtask(eddy__key_group(h, max_par), max_par,
+                                   nchan);
+}
+
+/* ---- tasks and the job ---- */
+
+struct eddy__task {
+    eddy__job_t *t_job;
+    int t_vertex;
+    int t_subtask;
+    int t_parallelism;
+    const char *t_name;
+    eddy__op_t **t_ops; /* topological order, head first */
+    int t_nops;
+    eddy__writer_t **t_writers;
+    int t_nwriters;
+    eddy__gate_t *t_gate; /* NULL for source tasks */
+    eddy__deser_t *t_deser;
+    int t_nin;
+    bool *t_in_done;
+    int t_nin_done;
+    eddy__op_t *t_failed_op;
+    pthread_t t_thread;
+    bool t_started;
+    uint64_t t_records_in;
+};
+
+struct eddy__job {
+    eddy_env_t *j_env;
+    eddy__plan_t *j_plan;
+    eddy__pool_t *j_pool;
+    eddy__task_t **j_tasks;
+    int j_ntasks;
+    atomic_int *j_cancel;
+    pthread_mutex_t j_mu;
+    eddy_error_t j_error;
+    bool j_failed;
+};
+
+/* Pushes out buffered output of every operator and writer of the task. */
+int eddy__task_flush(eddy__task_t *t);
+/* True once the job is being cancelled (failure elsewhere or user cancel). */
+static inline bool eddy__task_cancelled(const eddy__task_t *t)
+{
+    return atomic_load_explicit(t->t_job->j_cancel, memory_order_relaxed) != 0;
+}
+void *eddy__task_main(void *task);
+
+/* Runs a planned job with in-memory channels (the local mini-cluster). */
+int eddy__local_run(eddy_env_t *env, eddy__plan_t *plan, eddy_error_t *err);
+
+/* ---- built-in operator classes ---- */
+
+extern const eddy__op_class_t eddy__map_class;
+extern const eddy__op_class_t eddy__filter_class;
+extern const eddy__op_class_t eddy__flat_map_class;
+extern const eddy__op_class_t eddy__key_by_class;
+extern const eddy__op_class_t eddy__reduce_class;
+extern const eddy__op_class_t eddy__aggregate_class;
+extern const eddy__op_class_t eddy__collection_source_class;
+extern const eddy__op_class_t eddy__generator_source_class;
+extern const eddy__op_class_t eddy__text_source_class;
+extern const eddy__op_class_t eddy__print_sink_class;
+extern const eddy__op_class_t eddy__file_sink_class;
+extern const eddy__op_class_t eddy__discard_sink_class;
+extern const eddy__op_class_t eddy__collect_sink_class;
+
+/* ---- crash reporting (signals inside user code) ---- */
+
+/* Installs handlers for SIGSEGV, SIGBUS, SIGFPE and SIGILL that print one
+ * line naming the operator (or `what`, when no operator runs) and exit. */
+void eddy__crash_guard_install(void);
+/* What the main thread is doing, for crash reports outside operators. */
+void eddy__crash_set_phase(const char *phase);
+/* Gives the calling thread an alternate signal stack (stack overflows). */
+void eddy__crash_thread_init(void);
+/* Removes and frees the calling thread's alternate signal stack. */
+void eddy__crash_thread_close(void);
+
+#endif /* EDDY_RUNTIME_RUNTIME_H */

@@ -1,0 +1,358 @@
+/*
+ * eddy — subtasks: the loop that runs an operator chain, writers, contexts.
+ * Copyright (c) 2026 the eddy authors. MIT licence (see LICENSE).
+ *
+ * DESIGN. A task is one thread running one chain of operators:
+ * - a source task polls its head operator for batches of records;
+ * - any other task pops buffers from its input gate, deserializes their
+ *   elements per channel, and pushes records through the chain by function
+ *   call. Events (end of partition now; watermarks and barriers later) are
+ *   handled between records, in order.
+ * Before the task would block on an empty gate it flushes its output buffers
+ * and sinks ("flush on idle"), so records never sit in a half-filled buffer
+ * while the task has nothing else to do; under load buffers ship when full.
+ * When every input channel has ended, operators see end_input in chain order,
+ * then every writer sends end-of-partition downstream.
+ *
+ * Failure: the first operator that fails records its message; the task
+ * reports it to the job, which raises the cancel flag and wakes every waiting
+ * thread so the other tasks stop.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "runtime/runtime.h"
+
+_Thread_local eddy__op_t *eddy__tls_op;
+
+/* ---- contexts (public API for user functions) ---- */
+
+int eddy_ctx_subtask(const eddy_ctx_t *ctx) { return ctx->cx_subtask; }
+int eddy_ctx_parallelism(const eddy_ctx_t *ctx) { return ctx->cx_parallelism; }
+const char *eddy_ctx_operator(const eddy_ctx_t *ctx) { return ctx->cx_name; }
+
+int eddy_ctx_fail(eddy_ctx_t *ctx, const char *fmt, ...)
+{
+    eddy__op_t *op = ctx->cx_op;
+    eddy__task_t *t = op->op_task;
+    if (t->t_failed_op == NULL) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(op->op_errmsg, sizeof(op->op_errmsg), fmt, ap);
+        va_end(ap);
+        op->op_failed = true;
+        t->t_failed_op = op;
+    }
+    return EDDY_ERR_USER;
+}
+
+void eddy__scratch_grow_reset(eddy__scratch_t *sc)
+{
+    /* A call needed more than the block: grow it so the next ones fit. */
+    size_t want = sc->sc_peak;
+    eddy__arena_close(&sc->sc_overflow);
+    sc->sc_overflowed = false;
+    if (want > sc->sc_cap) {
+        size_t cap = sc->sc_cap ? sc->sc_cap : 4096;
+        while (cap < want) {
+            cap *= 2;
+        }
+        unsigned char *p = eddy__try_malloc(cap);
+        if (p != NULL) {
+            free(sc->sc_base);
+            sc->sc_base = p;
+            sc->sc_cap = cap;
+        }
+    }
+    sc->sc_peak = 0;
+}
+
+void *eddy_ctx_scratch(eddy_ctx_t *ctx, size_t size)
+{
+    eddy__scratch_t *sc = &ctx->cx_scratch;
+    size_t need = (size + 7) & ~(size_t)7;
+    if (EDDY_LIKELY(sc->sc_cap - sc->sc_used >= need)) {
+        void *p = sc->sc_base + sc->sc_used;
+        sc->sc_used += need;
+        return p;
+    }
+    sc->sc_overflowed = true;
+    sc->sc_peak = EDDY_MAX(sc->sc_peak, sc->sc_used) + need;
+    sc->sc_used = sc->sc_cap; /* the block is exhausted for this call */
+    return eddy__arena_alloc(&sc->sc_overflow, need);
+}
+
+int eddy_collect(eddy_collector_t *out, const eddy_record_t *rec)
+{
+    /* Restore the crash attribution to the calling operator afterwards: the
+     * user function continues running after the downstream returns. */
+    eddy__op_t *self = eddy__tls_op;
+    int rc = out->co_fn(out->co_target, rec);
+    eddy__tls_op = self;
+    return rc;
+}
+
+int eddy__op_fail(eddy__op_t *op, int rc, const char *fmt, ...)
+{
+    eddy__task_t *t = op->op_task;
+    if (t->t_failed_op == NULL) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(op->op_errmsg, sizeof(op->op_errmsg), fmt, ap);
+        va_end(ap);
+        op->op_failed = true;
+        t->t_failed_op = op;
+    }
+    return rc;
+}
+
+int eddy__op_user_rc(eddy__op_t *op, int rc)
+{
+    if (rc == EDDY_ERR_CANCELED || op->op_task->t_failed_op != NULL) {
+        return rc;
+    }
+    return eddy__op_fail(op, rc < 0 ? rc : EDDY_ERR_USER,
+                         "user function returned %d (%s) without a message "
+                         "(use eddy_ctx_fail)",
+                         rc, eddy_strerror(rc));
+}
+
+/* ---- writers ---- */
+
+int eddy__writer_emit(void *writer, const eddy_record_t *rec)
+{
+    eddy__writer_t *wr = writer;
+    int ch;
+    switch (wr->wr_part) {
+    case EDDY__PART_FORWARD:
+        return eddy__outchan_write(&wr->wr_chans[0], rec);
+    case EDDY__PART_HASH:
+        if (EDDY_UNLIKELY(rec->key == NULL)) {
+            return eddy__op_fail(wr->wr_op, EDDY_ERR_INVALID,
+                                 "record without a key on a keyed edge");
+        }
+        ch = eddy__hash_channel(rec, wr->wr_max_parallelism, wr->wr_nchan);
+        return eddy__outchan_write(&wr->wr_chans[ch], rec);
+    case EDDY__PART_REBALANCE:
+        ch = wr->wr_next;
+        wr->wr_next = ch + 1 == wr->wr_nchan ? 0 : ch + 1;
+        return eddy__outchan_write(&wr->wr_chans[ch], rec);
+    case EDDY__PART_BROADCAST:
+        for (int i = 0; i < wr->wr_nchan; i++) {
+            int rc = eddy__outchan_write(&wr->wr_chans[i], rec);
+            if (rc != 0) {
+                return rc;
+            }
+        }
+        return 0;
+    default:
+        return EDDY_ERR_STATE;
+    }
+}
+
+int eddy__writer_flush(eddy__writer_t *wr)
+{
+    for (int i = 0; i < wr->wr_nchan; i++) {
+        int rc = eddy__outchan_flush(&wr->wr_chans[i]);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
+int eddy__writer_event(eddy__writer_t *wr, int kind, int64_t value)
+{
+    for (int i = 0; i < wr->wr_nchan; i++) {
+        int rc = eddy__outchan_write_event(&wr->wr_chans[i], kind, value);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
+/* ---- the task loop ---- */
+
+int eddy__task_flush(eddy__task_t *t)
+{
+    for (int i = 0; i < t->t_nops; i++) {
+        eddy__op_t *op = t->t_ops[i];
+        if (op->op_class->oc_flush != NULL) {
+            eddy__tls_op = op;
+            int rc = op->op_class->oc_flush(op);
+            if (rc != 0) {
+                return rc;
+            }
+        }
+    }
+    for (int i = 0; i < t->t_nwriters; i++) {
+        int rc = eddy__writer_flush(t->t_writers[i]);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
+static int run_source(eddy__task_t *t)
+{
+    eddy__op_t *head = t->t_ops[0];
+    for (;;) {
+        if (eddy__task_cancelled(t)) {
+            return EDDY_ERR_CANCELED;
+        }
+        eddy__tls_op = head;
+        int rc = head->op_class->oc_poll(head, 4096);
+        if (rc < 0) {
+            return rc;
+        }
+        if (rc == EDDY__POLL_END) {
+            return 0;
+        }
+    }
+}
+
+static int handle_element(eddy__task_t *t, int ch, const eddy__element_t *el)
+{
+    switch (el->el_kind) {
+    case EDDY__EL_RECORD:
+        t->t_records_in++;
+        return t->t_ops[0]->op_class->oc_process(t->t_ops[0], &el->el_rec);
+    case EDDY__EL_EOP:
+        if (!t->t_in_done[ch]) {
+            t->t_in_done[ch] = true;
+            t->t_nin_done++;
+        }
+        return 0;
+    case EDDY__EL_WATERMARK:
+    case EDDY__EL_BARRIER:
+    case EDDY__EL_LATENCY:
+        /* Not produced yet (event time and checkpoints come later). */
+        return 0;
+    default:
+        return EDDY_ERR_FORMAT;
+    }
+}
+
+static int run_input(eddy__task_t *t)
+{
+    eddy__element_t el;
+    while (t->t_nin_done < t->t_nin) {
+        int ch;
+        eddy__buffer_t *b = eddy__gate_pop(t->t_gate, &ch, false);
+        if (b == NULL) {
+            int rc = eddy__task_flush(t);
+            if (rc != 0) {
+                return rc;
+            }
+            b = eddy__gate_pop(t->t_gate, &ch, true);
+            if (b == NULL) {
+                return EDDY_ERR_CANCELED;
+            }
+        }
+        eddy__deser_t *ds = &t->t_deser[ch];
+        eddy__deser_push(ds, b);
+        int rc;
+        while ((rc = eddy__deser_next(ds, &el)) > 0) {
+            rc = handle_element(t, ch, &el);
+            if (rc != 0) {
+                return rc;
+            }
+        }
+        if (rc < 0) {
+            return eddy__op_fail(t->t_ops[0], rc,
+                                 "malformed data on input channel %d", ch);
+        }
+    }
+    return 0;
+}
+
+static int finish(eddy__task_t *t)
+{
+    for (int i = 0; i < t->t_nops; i++) {
+        eddy__op_t *op = t->t_ops[i];
+        if (op->op_class->oc_end_input != NULL) {
+            eddy__tls_op = op;
+            int rc = op->op_class->oc_end_input(op);
+            if (rc != 0) {
+                return rc;
+            }
+        }
+    }
+    int rc = eddy__task_flush(t);
+    if (rc != 0) {
+        return rc;
+    }
+    for (int i = 0; i < t->t_nwriters; i++) {
+        rc = eddy__writer_event(t->t_writers[i], EDDY__EL_EOP, 0);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
+static void report_failure(eddy__task_t *t, int rc)
+{
+    eddy__job_t *job = t->t_job;
+    pthread_mutex_lock(&job->j_mu);
+    if (!job->j_failed && !(rc == EDDY_ERR_CANCELED && t->t_failed_op == NULL)) {
+        eddy__op_t *op = t->t_failed_op;
+        job->j_failed = true;
+        if (op != NULL) {
+            eddy_error_set(&job->j_error, rc, "operator '%s' (subtask %d of %d) "
+                                              "failed: %s",
+                           op->op_ctx.cx_name, t->t_subtask + 1,
+                           t->t_parallelism, op->op_errmsg);
+        } else {
+            eddy_error_set(&job->j_error, rc, "task '%s' (subtask %d of %d) "
+                                              "failed: %s",
+                           t->t_name, t->t_subtask + 1, t->t_parallelism,
+                           eddy_strerror(rc));
+        }
+    }
+    pthread_mutex_unlock(&job->j_mu);
+    /* Stop everyone: raise the flag, then wake every blocked thread. */
+    atomic_store(job->j_cancel, 1);
+    eddy__pool_wake(job->j_pool);
+    for (int i = 0; i < job->j_ntasks; i++) {
+        if (job->j_tasks[i]->t_gate != NULL) {
+            eddy__gate_wake(job->j_tasks[i]->t_gate);
+        }
+    }
+}
+
+void *eddy__task_main(void *arg)
+{
+    eddy__task_t *t = arg;
+    int rc = 0;
+    eddy__crash_thread_init();
+    for (int i = 0; i < t->t_nops && rc == 0; i++) {
+        eddy__op_t *op = t->t_ops[i];
+        if (op->op_class->oc_open != NULL) {
+            eddy__tls_op = op;
+            rc = op->op_class->oc_open(op);
+        }
+    }
+    if (rc == 0) {
+        rc = t->t_gate == NULL ? run_source(t) : run_input(t);
+    }
+    if (rc == 0) {
+        rc = finish(t);
+    }
+    for (int i = 0; i < t->t_nops; i++) {
+        eddy__op_t *op = t->t_ops[i];
+        if (op->op_class->oc_close != NULL) {
+            eddy__tls_op = op;
+            op->op_class->oc_close(op);
+        }
+    }
+    eddy__tls_op = NULL;
+    if (rc != 0) {
+        report_failure(t, rc);
+    }
+    eddy__crash_thread_close();
+    return NULL;
+}
