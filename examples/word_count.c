@@ -81,9 +81,9 @@ static int format(eddy_ctx_t *ctx, const eddy_record_t *in, eddy_record_t *out,
     if (line == NULL) {
         return eddy_ctx_fail(ctx, "out of memory");
     }
-    int n = snprintf(line, cap, "%.*s\t%lld", (int)in->key_len,
-                     (const char *)in->key,
-                     (long long)eddy_record_value_i64(in));
+    int n =
+        snprintf(line, cap, "%.*s\t%lld", (int)in->key_len,
+                 (const char *)in->key, (long long)eddy_record_value_i64(in));
     out->value = line;
     out->value_len = (size_t)n;
     return 0;
@@ -96,8 +96,8 @@ static int build(eddy_env_t *env, int argc, char **argv)
     }
     eddy_stream_t *lines = eddy_source_text_file(env, argv[0]);
     eddy_name(lines, "lines");
-    eddy_stream_t *words = eddy_name(eddy_flat_map(lines, tokenize, NULL),
-                                     "tokenize");
+    eddy_stream_t *words =
+        eddy_name(eddy_flat_map(lines, tokenize, NULL), "tokenize");
     eddy_stream_t *keyed = eddy_key_by(words, word_key, NULL);
     eddy_stream_t *counts =
         eddy_uid(eddy_name(eddy_aggregate(keyed, eddy_agg_count()), "count"),

@@ -224,7 +224,8 @@ EDDY_EXPORT const eddy_aggregate_t *eddy_agg_max_i64(void);
  */
 EDDY_EXPORT eddy_env_t *eddy_env_new(void);
 
-/** @brief Destroys an environment and every stream built on it. NULL is a no-op. */
+/** @brief Destroys an environment and every stream built on it. NULL is a
+ * no-op. */
 EDDY_EXPORT void eddy_env_destroy(eddy_env_t *env);
 
 /** @brief Sets the job name (default: the EDDY_JOB name, or "job"). */
@@ -292,9 +293,8 @@ EDDY_EXPORT eddy_stream_t *eddy_source_collection(eddy_env_t *env,
                                                   size_t count);
 
 /** @brief Convenience: a collection of value-only records from C strings. */
-EDDY_EXPORT eddy_stream_t *eddy_source_strings(eddy_env_t *env,
-                                               const char *const *strings,
-                                               size_t count);
+EDDY_EXPORT eddy_stream_t *
+eddy_source_strings(eddy_env_t *env, const char *const *strings, size_t count);
 
 /**
  * @brief A source calling `fn` to generate records 0..count-1.
@@ -327,8 +327,8 @@ EDDY_EXPORT eddy_stream_t *eddy_map(eddy_stream_t *in, eddy_map_fn fn,
                                     void *opaque);
 EDDY_EXPORT eddy_stream_t *eddy_filter(eddy_stream_t *in, eddy_filter_fn fn,
                                        void *opaque);
-EDDY_EXPORT eddy_stream_t *eddy_flat_map(eddy_stream_t *in,
-                                         eddy_flat_map_fn fn, void *opaque);
+EDDY_EXPORT eddy_stream_t *eddy_flat_map(eddy_stream_t *in, eddy_flat_map_fn fn,
+                                         void *opaque);
 
 /**
  * @brief Partitions the stream by key: every record gets the key `fn` selects,

@@ -48,11 +48,11 @@ typedef enum eddy_err {
 
 /** Details of an error. Always NUL-terminated; empty message when OK. */
 typedef struct eddy_error {
-    eddy_err_t code;      /* same value the function returned */
-    int sys_errno;        /* 0 unless a system call failed */
-    unsigned retriable:1; /* the caller may retry the operation */
-    unsigned fatal:1;     /* the owning object is now unusable */
-    char msg[256];        /* human-readable */
+    eddy_err_t code;        /* same value the function returned */
+    int sys_errno;          /* 0 unless a system call failed */
+    unsigned retriable : 1; /* the caller may retry the operation */
+    unsigned fatal : 1;     /* the owning object is now unusable */
+    char msg[256];          /* human-readable */
 } eddy_error_t;
 
 /**

@@ -54,7 +54,8 @@ static const char *const run_usage =
     "  -h, --help            show this help\n"
     "  --                    the arguments after it are passed to the job\n"
     "\n"
-    "Exit status: 0 finished, 1 failed, 2 bad usage, 70 crashed, 130 canceled.\n"
+    "Exit status: 0 finished, 1 failed, 2 bad usage, 70 crashed, 130 "
+    "canceled.\n"
     "\n"
     "Example:\n"
     "  eddy run --local build/examples/word_count.so -p 4 -- input.txt\n";
@@ -225,8 +226,8 @@ int main(int argc, char **argv)
         return 0;
     }
     if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
-        if (argc > 2 && (strcmp(argv[2], "-h") == 0 ||
-                         strcmp(argv[2], "--help") == 0)) {
+        if (argc > 2 &&
+            (strcmp(argv[2], "-h") == 0 || strcmp(argv[2], "--help") == 0)) {
             fputs(version_usage, stdout);
             return 0;
         }

@@ -63,7 +63,10 @@ void eddy__free(void *p)
     errno = saved;
 }
 
-void *eddy__try_malloc(size_t size) { return malloc(size ? size : 1); }
+void *eddy__try_malloc(size_t size)
+{
+    return malloc(size ? size : 1);
+}
 
 void *eddy__try_realloc(void *p, size_t size)
 {

@@ -154,8 +154,9 @@ static int file_open(eddy__op_t *op)
     }
     st->f = fopen(st->path, "wb");
     if (st->f == NULL) {
-        return eddy__op_fail(op, EDDY_ERR_IO, "cannot open '%s' for writing: %s",
-                             st->path, strerror(errno));
+        return eddy__op_fail(op, EDDY_ERR_IO,
+                             "cannot open '%s' for writing: %s", st->path,
+                             strerror(errno));
     }
     st->iobuf = eddy__malloc(256 * 1024);
     setvbuf(st->f, st->iobuf, _IOFBF, 256 * 1024);
@@ -169,8 +170,8 @@ static int file_process(void *opv, const eddy_record_t *rec)
     if (EDDY_UNLIKELY(fwrite(rec->value, 1, rec->value_len, st->f) !=
                           rec->value_len ||
                       putc('\n', st->f) == EOF)) {
-        return eddy__op_fail(op, EDDY_ERR_IO, "cannot write '%s': %s",
-                             st->path, strerror(errno));
+        return eddy__op_fail(op, EDDY_ERR_IO, "cannot write '%s': %s", st->path,
+                             strerror(errno));
     }
     return 0;
 }
@@ -181,8 +182,8 @@ static int file_end(eddy__op_t *op)
     FILE *f = st->f;
     st->f = NULL;
     if (fclose(f) != 0) {
-        return eddy__op_fail(op, EDDY_ERR_IO, "cannot write '%s': %s",
-                             st->path, strerror(errno));
+        return eddy__op_fail(op, EDDY_ERR_IO, "cannot write '%s': %s", st->path,
+                             strerror(errno));
     }
     return 0;
 }
@@ -280,7 +281,8 @@ static int collect_process(void *opv, const eddy_record_t *rec)
     *d = *rec;
     /* One arena block per record: key, value and a NUL so tests can treat
      * text values as C strings. */
-    char *mem = eddy__arena_alloc(&c->cl_arena, rec->key_len + rec->value_len + 2);
+    char *mem =
+        eddy__arena_alloc(&c->cl_arena, rec->key_len + rec->value_len + 2);
     int rc = 0;
     if (mem == NULL) {
         rc = EDDY_ERR_NOMEM;
@@ -313,8 +315,9 @@ const eddy__op_class_t eddy__collect_sink_class = {
 
 eddy_stream_t *eddy_sink_print(eddy_stream_t *in)
 {
-    return in == NULL ? NULL
-                      : eddy__node_add(in->s_env, &eddy__print_sink_class, &in, 1);
+    return in == NULL
+               ? NULL
+               : eddy__node_add(in->s_env, &eddy__print_sink_class, &in, 1);
 }
 
 eddy_stream_t *eddy_sink_file(eddy_stream_t *in, const char *path)
@@ -326,7 +329,8 @@ eddy_stream_t *eddy_sink_file(eddy_stream_t *in, const char *path)
         eddy_env_fail(in->s_env, "eddy_sink_file: no path given");
         return NULL;
     }
-    eddy_stream_t *s = eddy__node_add(in->s_env, &eddy__file_sink_class, &in, 1);
+    eddy_stream_t *s =
+        eddy__node_add(in->s_env, &eddy__file_sink_class, &in, 1);
     if (s != NULL) {
         s->s_config = eddy__arena_strdup(&in->s_env->e_arena, path);
     }

@@ -90,8 +90,8 @@ eddy_stream_t *eddy_source_collection(eddy_env_t *env,
         const eddy_record_t *r = &records[i];
         eddy_record_t *d = &cfg->records[i];
         *d = *r;
-        d->key = r->key != NULL ? eddy__arena_memdup(ar, r->key, r->key_len)
-                                : NULL;
+        d->key =
+            r->key != NULL ? eddy__arena_memdup(ar, r->key, r->key_len) : NULL;
         d->value = eddy__arena_memdup(ar, r->value != NULL ? r->value : "",
                                       r->value != NULL ? r->value_len : 0);
         if (r->value == NULL) {

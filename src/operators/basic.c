@@ -76,8 +76,8 @@ static int key_by_process(void *opv, const eddy_record_t *rec)
     }
     eddy_record_t out = *rec;
     eddy__op_enter(op);
-    int rc = fn(&op->op_ctx, rec, &out.key, &out.key_len,
-                op->op_node->s_opaque);
+    int rc =
+        fn(&op->op_ctx, rec, &out.key, &out.key_len, op->op_node->s_opaque);
     if (EDDY_UNLIKELY(rc != 0)) {
         return eddy__op_user_rc(op, rc);
     }

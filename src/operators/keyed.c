@@ -38,8 +38,8 @@ static int reduce_process(void *opv, const eddy_record_t *rec)
     keyed_state_t *ks = op->op_data;
     bool created;
     uint64_t h = eddy__hash64(rec->key, rec->key_len);
-    eddy__kv_entry_t *e = eddy__kv_upsert(&ks->ks_table, h, rec->key,
-                                          rec->key_len, 0, &created);
+    eddy__kv_entry_t *e =
+        eddy__kv_upsert(&ks->ks_table, h, rec->key, rec->key_len, 0, &created);
     if (EDDY_UNLIKELY(e == NULL)) {
         return eddy__op_fail(op, EDDY_ERR_NOMEM, "out of memory for state");
     }
@@ -81,8 +81,8 @@ static int aggregate_process(void *opv, const eddy_record_t *rec)
     const eddy_aggregate_t *agg = op->op_node->s_config;
     bool created;
     uint64_t h = eddy__hash64(rec->key, rec->key_len);
-    eddy__kv_entry_t *e = eddy__kv_upsert(&ks->ks_table, h, rec->key,
-                                          rec->key_len, agg->acc_size, &created);
+    eddy__kv_entry_t *e = eddy__kv_upsert(
+        &ks->ks_table, h, rec->key, rec->key_len, agg->acc_size, &created);
     if (EDDY_UNLIKELY(e == NULL)) {
         return eddy__op_fail(op, EDDY_ERR_NOMEM, "out of memory for state");
     }
@@ -196,7 +196,19 @@ static const eddy_aggregate_t agg_min = {2 * sizeof(int64_t), NULL, min_add,
 static const eddy_aggregate_t agg_max = {2 * sizeof(int64_t), NULL, max_add,
                                          i64_result, NULL};
 
-const eddy_aggregate_t *eddy_agg_count(void) { return &agg_count; }
-const eddy_aggregate_t *eddy_agg_sum_i64(void) { return &agg_sum; }
-const eddy_aggregate_t *eddy_agg_min_i64(void) { return &agg_min; }
-const eddy_aggregate_t *eddy_agg_max_i64(void) { return &agg_max; }
+const eddy_aggregate_t *eddy_agg_count(void)
+{
+    return &agg_count;
+}
+const eddy_aggregate_t *eddy_agg_sum_i64(void)
+{
+    return &agg_sum;
+}
+const eddy_aggregate_t *eddy_agg_min_i64(void)
+{
+    return &agg_min;
+}
+const eddy_aggregate_t *eddy_agg_max_i64(void)
+{
+    return &agg_max;
+}

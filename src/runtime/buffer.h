@@ -36,13 +36,13 @@ typedef struct eddy__buffer {
 struct eddy__pool {
     pthread_mutex_t pl_mu;
     pthread_cond_t pl_cv;
-    eddy__buffer_t *pl_free;    /* free list */
-    size_t pl_segment_size;     /* bytes per buffer */
-    size_t pl_max;              /* at most this many buffers exist */
-    size_t pl_allocated;        /* buffers created so far */
-    size_t pl_available;        /* buffers on the free list */
-    int pl_waiters;             /* threads blocked in get */
-    atomic_int *pl_cancel;      /* when non-zero, blocked gets give up */
+    eddy__buffer_t *pl_free;         /* free list */
+    size_t pl_segment_size;          /* bytes per buffer */
+    size_t pl_max;                   /* at most this many buffers exist */
+    size_t pl_allocated;             /* buffers created so far */
+    size_t pl_available;             /* buffers on the free list */
+    int pl_waiters;                  /* threads blocked in get */
+    atomic_int *pl_cancel;           /* when non-zero, blocked gets give up */
     atomic_uint_fast64_t pl_wait_ns; /* total time spent blocked in get */
 };
 

@@ -21,7 +21,10 @@
 static const char *volatile crash_phase = "running the job";
 static _Thread_local char *thread_altstack;
 
-void eddy__crash_set_phase(const char *phase) { crash_phase = phase; }
+void eddy__crash_set_phase(const char *phase)
+{
+    crash_phase = phase;
+}
 
 /* Async-signal-safe string building. */
 typedef struct sbuf {

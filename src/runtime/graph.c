@@ -18,7 +18,10 @@
 #define DEFAULT_BUFFER_SIZE (32 * 1024)
 #define DEFAULT_CHANNEL_CAPACITY 4
 
-const char *eddy_version(void) { return EDDY_VERSION_STR; }
+const char *eddy_version(void)
+{
+    return EDDY_VERSION_STR;
+}
 
 int64_t eddy_record_value_i64(const eddy_record_t *rec)
 {
@@ -85,8 +88,9 @@ void eddy_env_set_parallelism(eddy_env_t *env, int parallelism)
         return;
     }
     if (parallelism < 1) {
-        eddy_env_fail(env, "eddy_env_set_parallelism: parallelism must be at "
-                           "least 1, got %d",
+        eddy_env_fail(env,
+                      "eddy_env_set_parallelism: parallelism must be at "
+                      "least 1, got %d",
                       parallelism);
         return;
     }
@@ -99,8 +103,9 @@ void eddy_env_set_max_parallelism(eddy_env_t *env, int max_par)
         return;
     }
     if (max_par < 1 || max_par > MAX_MAX_PARALLELISM) {
-        eddy_env_fail(env, "eddy_env_set_max_parallelism: must be between 1 "
-                           "and %d, got %d",
+        eddy_env_fail(env,
+                      "eddy_env_set_max_parallelism: must be between 1 "
+                      "and %d, got %d",
                       MAX_MAX_PARALLELISM, max_par);
         return;
     }
@@ -113,8 +118,9 @@ void eddy_env_set_buffer_size(eddy_env_t *env, size_t size)
         return;
     }
     if (size < 4096 || size > 1024 * 1024) {
-        eddy_env_fail(env, "eddy_env_set_buffer_size: must be between 4096 "
-                           "and 1048576 bytes, got %zu",
+        eddy_env_fail(env,
+                      "eddy_env_set_buffer_size: must be between 4096 "
+                      "and 1048576 bytes, got %zu",
                       size);
         return;
     }
@@ -127,8 +133,9 @@ void eddy_env_set_channel_capacity(eddy_env_t *env, int buffers)
         return;
     }
     if (buffers < 1 || buffers > 1024) {
-        eddy_env_fail(env, "eddy_env_set_channel_capacity: must be between 1 "
-                           "and 1024 buffers, got %d",
+        eddy_env_fail(env,
+                      "eddy_env_set_channel_capacity: must be between 1 "
+                      "and 1024 buffers, got %d",
                       buffers);
         return;
     }
@@ -291,8 +298,9 @@ eddy_stream_t *eddy_aggregate(eddy_stream_t *keyed, const eddy_aggregate_t *agg)
         return NULL;
     }
     if (agg->acc_size == 0 || agg->acc_size > 65536) {
-        eddy_env_fail(env, "eddy_aggregate: acc_size must be between 1 and "
-                           "65536 bytes, got %zu",
+        eddy_env_fail(env,
+                      "eddy_aggregate: acc_size must be between 1 and "
+                      "65536 bytes, got %zu",
                       agg->acc_size);
         return NULL;
     }
@@ -350,8 +358,9 @@ eddy_stream_t *eddy_forward(eddy_stream_t *in)
 static bool physical(eddy_stream_t *s, const char *api)
 {
     if (s->s_kind != EDDY__NODE_OPERATOR) {
-        eddy_env_fail(s->s_env, "%s: '%s' is not an operator (apply it to the "
-                                "operator before or after)",
+        eddy_env_fail(s->s_env,
+                      "%s: '%s' is not an operator (apply it to the "
+                      "operator before or after)",
                       api, s->s_name);
         return false;
     }
@@ -390,8 +399,9 @@ eddy_stream_t *eddy_uid(eddy_stream_t *s, const char *uid)
     for (size_t i = 0; i < env->e_nnodes; i++) {
         eddy_stream_t *o = env->e_nodes[i];
         if (o != s && o->s_uid != NULL && strcmp(o->s_uid, uid) == 0) {
-            eddy_env_fail(env, "eddy_uid: uid '%s' is used by both '%s' and "
-                               "'%s'; uids must be unique",
+            eddy_env_fail(env,
+                          "eddy_uid: uid '%s' is used by both '%s' and "
+                          "'%s'; uids must be unique",
                           uid, o->s_name, s->s_name);
             return NULL;
         }
@@ -409,8 +419,9 @@ eddy_stream_t *eddy_parallelism(eddy_stream_t *s, int parallelism)
         return NULL;
     }
     if (parallelism < 1 || parallelism > s->s_env->e_max_parallelism) {
-        eddy_env_fail(s->s_env, "eddy_parallelism: '%s' parallelism must be "
-                                "between 1 and the max parallelism %d, got %d",
+        eddy_env_fail(s->s_env,
+                      "eddy_parallelism: '%s' parallelism must be "
+                      "between 1 and the max parallelism %d, got %d",
                       s->s_name, s->s_env->e_max_parallelism, parallelism);
         return NULL;
     }

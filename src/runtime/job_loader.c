@@ -134,4 +134,7 @@ void eddy_env_set_default_parallelism(eddy_env_t *env, int parallelism)
     }
 }
 
-void eddy_crash_guard_install(void) { eddy__crash_guard_install(); }
+void eddy_crash_guard_install(void)
+{
+    eddy__crash_guard_install();
+}

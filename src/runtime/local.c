@@ -151,7 +151,8 @@ int eddy__local_run(eddy_env_t *env, eddy__plan_t *pl, eddy_error_t *err)
             if (vrt[v].nin > 0) {
                 t->t_nin = vrt[v].nin;
                 t->t_gate = eddy__gate_new(t->t_nin, capacity, job.j_cancel);
-                t->t_deser = eddy__calloc((size_t)t->t_nin, sizeof(eddy__deser_t));
+                t->t_deser =
+                    eddy__calloc((size_t)t->t_nin, sizeof(eddy__deser_t));
                 t->t_in_done = eddy__calloc((size_t)t->t_nin, sizeof(bool));
             }
             t->t_ops = eddy__calloc((size_t)vx->vx_nnodes, sizeof(void *));
@@ -160,8 +161,8 @@ int eddy__local_run(eddy_env_t *env, eddy__plan_t *pl, eddy_error_t *err)
                     op_new(t, env->e_nodes[vx->vx_nodes[k]]);
             }
             vrt[v].tasks[s] = t;
-            job.j_tasks = eddy__realloc(job.j_tasks, sizeof(void *) *
-                                                         (job.j_ntasks + 1));
+            job.j_tasks =
+                eddy__realloc(job.j_tasks, sizeof(void *) * (job.j_ntasks + 1));
             job.j_tasks[job.j_ntasks++] = t;
         }
     }
@@ -199,8 +200,8 @@ int eddy__local_run(eddy_env_t *env, eddy__plan_t *pl, eddy_error_t *err)
             wr->wr_max_parallelism = env->e_max_parallelism;
             wr->wr_op = t->t_ops[sidx];
             wr->wr_nchan = ed->ed_part == EDDY__PART_FORWARD ? 1 : dp;
-            wr->wr_chans = eddy__calloc((size_t)wr->wr_nchan,
-                                        sizeof(eddy__outchan_t));
+            wr->wr_chans =
+                eddy__calloc((size_t)wr->wr_nchan, sizeof(eddy__outchan_t));
             for (int c = 0; c < wr->wr_nchan; c++) {
                 int dsub = ed->ed_part == EDDY__PART_FORWARD ? s : c;
                 int chan = vrt[dv].edge_base[e] +
@@ -209,8 +210,8 @@ int eddy__local_run(eddy_env_t *env, eddy__plan_t *pl, eddy_error_t *err)
                 eddy__outchan_init(&wr->wr_chans[c], job.j_pool,
                                    eddy__gate_push, &g->g_chans[chan]);
             }
-            t->t_writers = eddy__realloc(t->t_writers, sizeof(void *) *
-                                                           (t->t_nwriters + 1));
+            t->t_writers = eddy__realloc(t->t_writers,
+                                         sizeof(void *) * (t->t_nwriters + 1));
             t->t_writers[t->t_nwriters++] = wr;
             add_target(t->t_ops[sidx], eddy__writer_emit, wr);
         }

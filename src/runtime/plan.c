@@ -204,14 +204,14 @@ int eddy__plan_build(eddy_env_t *env, eddy__plan_t **out, eddy_error_t *err)
             only->ed_chained = true;
             int v = pl->pl_vertex_of[only->ed_src];
             eddy__vertex_t *vx = &pl->pl_vertices[v];
-            vx->vx_nodes = eddy__realloc(vx->vx_nodes, sizeof(int) *
-                                                           (vx->vx_nnodes + 1));
+            vx->vx_nodes =
+                eddy__realloc(vx->vx_nodes, sizeof(int) * (vx->vx_nnodes + 1));
             vx->vx_nodes[vx->vx_nnodes++] = i;
             pl->pl_vertex_of[i] = v;
         } else {
             pl->pl_vertices =
-                eddy__realloc(pl->pl_vertices,
-                              sizeof(*pl->pl_vertices) * (pl->pl_nvertices + 1));
+                eddy__realloc(pl->pl_vertices, sizeof(*pl->pl_vertices) *
+                                                   (pl->pl_nvertices + 1));
             eddy__vertex_t *vx = &pl->pl_vertices[pl->pl_nvertices];
             memset(vx, 0, sizeof(*vx));
             vx->vx_head = i;

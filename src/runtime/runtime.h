@@ -57,7 +57,7 @@ const char *eddy__partitioner_name(int part);
 #define EDDY__POLL_END 0
 
 typedef struct eddy__op_class {
-    const char *oc_kind; /* default operator name */
+    const char *oc_kind;        /* default operator name */
     int oc_default_parallelism; /* 0 = the environment's default */
     bool oc_source;
     bool oc_sink;
@@ -89,11 +89,11 @@ struct eddy_stream_s {
     int s_id; /* index in env->e_nodes; creation order is topological */
     eddy__node_kind_t s_kind;
     const eddy__op_class_t *s_class;
-    char *s_name; /* in env arena */
-    char *s_uid;  /* user uid, or NULL */
+    char *s_name;      /* in env arena */
+    char *s_uid;       /* user uid, or NULL */
     int s_parallelism; /* 0 = class default, then env default */
     bool s_no_chain;
-    bool s_keyed_out; /* key_by: outgoing edges hash-partition */
+    bool s_keyed_out;  /* key_by: outgoing edges hash-partition */
     int s_partitioner; /* EDDY__NODE_PARTITION */
     eddy_stream_t **s_inputs;
     int s_ninputs;
@@ -136,11 +136,11 @@ typedef struct eddy__edge {
 } eddy__edge_t;
 
 typedef struct eddy__vertex {
-    int vx_head;       /* node id */
-    int *vx_nodes;     /* node ids in topological order, head first */
+    int vx_head;   /* node id */
+    int *vx_nodes; /* node ids in topological order, head first */
     int vx_nnodes;
     int vx_parallelism;
-    char *vx_name;     /* "A -> B -> C" */
+    char *vx_name; /* "A -> B -> C" */
 } eddy__vertex_t;
 
 typedef struct eddy__plan {
@@ -198,7 +198,7 @@ struct eddy__op {
     const eddy__op_class_t *op_class;
     const eddy_stream_t *op_node;
     eddy__task_t *op_task;
-    eddy_collector_t op_out; /* downstream: chained ops and/or writers */
+    eddy_collector_t op_out;     /* downstream: chained ops and/or writers */
     eddy_collector_t *op_fanout; /* targets when more than one */
     int op_nfanout;
     void *op_data; /* class instance state */
@@ -236,7 +236,7 @@ typedef struct eddy__writer {
     eddy__outchan_t *wr_chans; /* indexed by downstream subtask */
     int wr_next;               /* rebalance cursor */
     int wr_max_parallelism;
-    eddy__op_t *wr_op;         /* the producing operator */
+    eddy__op_t *wr_op; /* the producing operator */
 } eddy__writer_t;
 
 int eddy__writer_emit(void *writer, const eddy_record_t *rec);
@@ -248,8 +248,7 @@ static inline int eddy__hash_channel(const eddy_record_t *rec, int max_par,
                                      int nchan)
 {
     uint64_t h = eddy__hash64(rec->key, rec->key_len);
-    return eddy__key_group_subtask(eddy__key_group(h, max_par), max_par,
-                                   nchan);
+    return eddy__key_group_subtask(eddy__key_group(h, max_par), max_par, nchan);
 }
 
 /* ---- tasks and the job ---- */

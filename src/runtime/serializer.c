@@ -122,7 +122,10 @@ int eddy__outchan_write_event(eddy__outchan_t *oc, int kind, int64_t value)
 
 /* ---- reader ---- */
 
-void eddy__deser_init(eddy__deser_t *ds) { memset(ds, 0, sizeof(*ds)); }
+void eddy__deser_init(eddy__deser_t *ds)
+{
+    memset(ds, 0, sizeof(*ds));
+}
 
 void eddy__deser_close(eddy__deser_t *ds)
 {

@@ -93,8 +93,7 @@ static inline uint32_t eddy__get_u32(const unsigned char *p)
 /* Encodes the element header (length, tag, ts, key length) into `hdr`
  * (at least 17 bytes); returns the header size. */
 static inline size_t eddy__record_header(unsigned char *hdr,
-                                         const eddy_record_t *rec,
-                                         size_t total)
+                                         const eddy_record_t *rec, size_t total)
 {
     size_t n = 5;
     unsigned char tag = EDDY__EL_RECORD;

@@ -28,9 +28,18 @@ _Thread_local eddy__op_t *eddy__tls_op;
 
 /* ---- contexts (public API for user functions) ---- */
 
-int eddy_ctx_subtask(const eddy_ctx_t *ctx) { return ctx->cx_subtask; }
-int eddy_ctx_parallelism(const eddy_ctx_t *ctx) { return ctx->cx_parallelism; }
-const char *eddy_ctx_operator(const eddy_ctx_t *ctx) { return ctx->cx_name; }
+int eddy_ctx_subtask(const eddy_ctx_t *ctx)
+{
+    return ctx->cx_subtask;
+}
+int eddy_ctx_parallelism(const eddy_ctx_t *ctx)
+{
+    return ctx->cx_parallelism;
+}
+const char *eddy_ctx_operator(const eddy_ctx_t *ctx)
+{
+    return ctx->cx_name;
+}
 
 int eddy_ctx_fail(eddy_ctx_t *ctx, const char *fmt, ...)
 {
@@ -298,17 +307,20 @@ static void report_failure(eddy__task_t *t, int rc)
 {
     eddy__job_t *job = t->t_job;
     pthread_mutex_lock(&job->j_mu);
-    if (!job->j_failed && !(rc == EDDY_ERR_CANCELED && t->t_failed_op == NULL)) {
+    if (!job->j_failed &&
+        !(rc == EDDY_ERR_CANCELED && t->t_failed_op == NULL)) {
         eddy__op_t *op = t->t_failed_op;
         job->j_failed = true;
         if (op != NULL) {
-            eddy_error_set(&job->j_error, rc, "operator '%s' (subtask %d of %d) "
-                                              "failed: %s",
+            eddy_error_set(&job->j_error, rc,
+                           "operator '%s' (subtask %d of %d) "
+                           "failed: %s",
                            op->op_ctx.cx_name, t->t_subtask + 1,
                            t->t_parallelism, op->op_errmsg);
         } else {
-            eddy_error_set(&job->j_error, rc, "task '%s' (subtask %d of %d) "
-                                              "failed: %s",
+            eddy_error_set(&job->j_error, rc,
+                           "task '%s' (subtask %d of %d) "
+                           "failed: %s",
                            t->t_name, t->t_subtask + 1, t->t_parallelism,
                            eddy_strerror(rc));
         }

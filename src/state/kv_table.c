@@ -125,7 +125,8 @@ int eddy__kv_set_value(eddy__kv_table_t *kt, eddy__kv_entry_t *e,
     if (vlen > e->kv_vcap) {
         /* Move key and value to a bigger home; leave headroom to grow. */
         size_t cap = vlen < 64 ? 64 : vlen + vlen / 2;
-        unsigned char *data = eddy__arena_alloc(&kt->kt_arena, e->kv_klen + cap);
+        unsigned char *data =
+            eddy__arena_alloc(&kt->kt_arena, e->kv_klen + cap);
         if (data == NULL) {
             return EDDY_ERR_NOMEM;
         }

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs the Debian packages eddy needs to build, test and run.
+# Idempotent: when everything is installed it prints nothing and takes well
+# under a second. Run as root, or as a user who can sudo.
+set -euo pipefail
+
+packages=(
+  gcc make cmake pkg-config      # toolchain
+  libcmocka-dev                  # unit tests
+  clang-format                   # style check
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || { echo "install-deps: need root or sudo to install: ${missing[*]}" >&2; exit 1; }
+  sudo="sudo"
+fi
+echo "install-deps: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq >/dev/null
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
