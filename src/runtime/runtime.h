@@ -206,8 +206,15 @@ struct eddy__op {
     char op_errmsg[256];
 };
 
-/* The operator whose code the calling thread runs (crash reports). */
-extern _Thread_local eddy__op_t *eddy__tls_op;
+/*
+ * The operator whose code the calling thread runs (crash reports). It is set
+ * on every user-function call, so it uses the initial-exec TLS model: a plain
+ * %fs-relative store instead of a __tls_get_addr call per record. libeddy is
+ * linked by the processes that run jobs, never dlopen'ed late, so the static
+ * TLS block is available.
+ */
+extern _Thread_local eddy__op_t *eddy__tls_op
+    __attribute__((tls_model("initial-exec")));
 
 /* Records a failure of `op` (first failure of a task wins); returns rc. */
 int eddy__op_fail(eddy__op_t *op, int rc, const char *fmt, ...)

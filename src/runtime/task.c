@@ -24,7 +24,8 @@
 
 #include "runtime/runtime.h"
 
-_Thread_local eddy__op_t *eddy__tls_op;
+_Thread_local eddy__op_t *eddy__tls_op
+    __attribute__((tls_model("initial-exec")));
 
 /* ---- contexts (public API for user functions) ---- */
 

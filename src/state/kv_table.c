@@ -48,11 +48,36 @@ static int resize(eddy__kv_table_t *kt)
     return 0;
 }
 
+/* Keys are usually short (ids, words): compare them inline in 8-byte words
+ * rather than through a memcmp call. */
+static inline bool bytes_equal(const unsigned char *a, const unsigned char *b,
+                               size_t n)
+{
+    while (n >= 8) {
+        uint64_t x, y;
+        memcpy(&x, a, 8);
+        memcpy(&y, b, 8);
+        if (x != y) {
+            return false;
+        }
+        a += 8;
+        b += 8;
+        n -= 8;
+    }
+    while (n > 0) {
+        if (*a++ != *b++) {
+            return false;
+        }
+        n--;
+    }
+    return true;
+}
+
 static inline bool same_key(const eddy__kv_entry_t *e, uint64_t hash,
                             const void *key, size_t klen)
 {
     return e->kv_hash == hash && e->kv_klen == klen &&
-           memcmp(e->kv_data, key, klen) == 0;
+           bytes_equal(e->kv_data, key, klen);
 }
 
 eddy__kv_entry_t *eddy__kv_find(eddy__kv_table_t *kt, uint64_t hash,
