@@ -422,8 +422,10 @@ EDDY_EXPORT void eddy_collection_destroy(eddy_collection_t *coll);
 /** @brief Number of records collected so far. */
 EDDY_EXPORT size_t eddy_collection_count(eddy_collection_t *coll);
 /**
- * @brief The i-th collected record (in arrival order); valid until the
- * collection is destroyed. Records from one subtask keep their order.
+ * @brief The i-th collected record (in arrival order), or NULL past the end.
+ * Records from one subtask keep their order. The pointer stays valid until
+ * the collection is destroyed or receives more records (so read results after
+ * eddy_env_execute returns); key and value bytes are NUL-terminated copies.
  */
 EDDY_EXPORT const eddy_record_t *eddy_collection_get(eddy_collection_t *coll,
                                                      size_t i);
