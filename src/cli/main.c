@@ -5,7 +5,8 @@
  * Every command documents its flags in `--help`. Errors are one line on
  * stderr, prefixed with the command, and a non-zero exit status:
  *   0 success, 1 the job failed, 2 bad usage, 70 the job crashed (signal),
- *   130 canceled by SIGINT/SIGTERM.
+ *   130 canceled by SIGINT/SIGTERM (a second signal, or 5 s without the job
+ *   stopping, forces the exit).
  * Only stderr carries eddy's own messages; stdout belongs to the job's print
  * sinks.
  */
@@ -17,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "eddy/eddy.h"
 #include "eddy/runner.h"
@@ -66,14 +68,48 @@ static const char *const version_usage =
     "Prints eddy's version and the job ABI version it runs.\n";
 
 static eddy_env_t *volatile running_env;
+static volatile sig_atomic_t stop_requested;
 
+#define STOP_GRACE_SECONDS 5
+
+static void say(const char *msg)
+{
+    ssize_t w = write(STDERR_FILENO, msg, strlen(msg));
+    (void)w;
+}
+
+/*
+ * SIGINT/SIGTERM: the first asks the running job to cancel (tasks stop at the
+ * next record or buffer). A task can be stuck in a system call the job cannot
+ * interrupt — say, a print sink writing to a pipe nobody reads — so a second
+ * signal, or the grace period running out (SIGALRM), ends the process.
+ * Before the job runs (loading, building) there is nothing to drain.
+ */
 static void on_stop_signal(int sig)
 {
-    (void)sig;
     eddy_env_t *env = running_env;
-    if (env != NULL) {
-        eddy_env_cancel(env);
+    if (sig == SIGALRM) {
+        say("eddy run: the job did not stop within 5 s; exiting\n");
+        _exit(EXIT_CANCELED);
     }
+    if (env == NULL || stop_requested) {
+        say("eddy run: canceled\n");
+        _exit(EXIT_CANCELED);
+    }
+    stop_requested = 1;
+    eddy_env_cancel(env);
+    alarm(STOP_GRACE_SECONDS);
+}
+
+static void install_stop_handlers(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGALRM, &sa, NULL);
 }
 
 static int usage_error(const char *cmd, const char *fmt, const char *arg)
@@ -159,6 +195,7 @@ static int cmd_run(int argc, char **argv)
     eddy_error_t err;
     eddy_error_clear(&err);
     eddy_job_t *job = NULL;
+    install_stop_handlers();
     if (eddy_job_open(job_path, &job, &err) != 0) {
         fprintf(stderr, "eddy run: %s\n", err.msg);
         return EXIT_JOB_FAILED;
@@ -176,18 +213,13 @@ static int cmd_run(int argc, char **argv)
         return EXIT_JOB_FAILED;
     }
 
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_stop_signal;
-    sigemptyset(&sa.sa_mask);
     running_env = env;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
 
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     rc = eddy_env_execute(env, &err);
     clock_gettime(CLOCK_MONOTONIC, &t1);
+    alarm(0);
     running_env = NULL;
     double secs = (double)(t1.tv_sec - t0.tv_sec) +
                   (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;

@@ -35,7 +35,13 @@ static int filter_process(void *opv, const eddy_record_t *rec)
         return eddy__emit(op, rec);
     }
     if (EDDY_UNLIKELY(rc != 0)) {
-        return eddy__op_user_rc(op, rc < 0 ? rc : EDDY_ERR_INVALID);
+        if (rc > 1) {
+            return eddy__op_fail(op, EDDY_ERR_INVALID,
+                                 "filter function returned %d; it must return "
+                                 "1 (keep), 0 (drop) or a negative error",
+                                 rc);
+        }
+        return eddy__op_user_rc(op, rc);
     }
     return 0;
 }

@@ -10,6 +10,7 @@
  * calls (write, _exit) and reads plain fields of the operator.
  */
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -19,6 +20,7 @@
 #define EDDY_CRASH_EXIT 70 /* EX_SOFTWARE */
 
 static const char *volatile crash_phase = "running the job";
+static atomic_flag crash_reported = ATOMIC_FLAG_INIT;
 static _Thread_local char *thread_altstack;
 
 void eddy__crash_set_phase(const char *phase)
@@ -67,6 +69,8 @@ static const char *signame(int sig)
         return "SIGFPE (arithmetic error)";
     case SIGILL:
         return "SIGILL (illegal instruction)";
+    case SIGABRT:
+        return "SIGABRT (abort, e.g. a failed assert)";
     default:
         return "a fatal signal";
     }
@@ -76,6 +80,13 @@ static void on_fatal(int sig, siginfo_t *info, void *uctx)
 {
     EDDY_UNUSED(info);
     EDDY_UNUSED(uctx);
+    /* Subtasks run the same code, so several threads can fault at once:
+     * only the first reports (one line); the others wait for its _exit. */
+    if (atomic_flag_test_and_set(&crash_reported)) {
+        for (;;) {
+            pause();
+        }
+    }
     sbuf_t s;
     s.n = 0;
     eddy__op_t *op = eddy__tls_op;
@@ -110,6 +121,7 @@ void eddy__crash_guard_install(void)
     sigaction(SIGBUS, &sa, NULL);
     sigaction(SIGFPE, &sa, NULL);
     sigaction(SIGILL, &sa, NULL);
+    sigaction(SIGABRT, &sa, NULL);
     eddy__crash_thread_init();
 }
 

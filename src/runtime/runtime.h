@@ -323,7 +323,7 @@ extern const eddy__op_class_t eddy__collect_sink_class;
 
 /* ---- crash reporting (signals inside user code) ---- */
 
-/* Installs handlers for SIGSEGV, SIGBUS, SIGFPE and SIGILL that print one
+/* Installs handlers for SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT: print one
  * line naming the operator (or `what`, when no operator runs) and exit. */
 void eddy__crash_guard_install(void);
 /* What the main thread is doing, for crash reports outside operators. */

@@ -122,7 +122,9 @@ int eddy__op_user_rc(eddy__op_t *op, int rc)
     if (rc == EDDY_ERR_CANCELED || op->op_task->t_failed_op != NULL) {
         return rc;
     }
-    return eddy__op_fail(op, rc < 0 ? rc : EDDY_ERR_USER,
+    /* Only known codes pass through: the job must fail with an eddy_err_t. */
+    bool known = rc < 0 && strcmp(eddy_err_name(rc), "EDDY_ERR_UNKNOWN") != 0;
+    return eddy__op_fail(op, known ? rc : EDDY_ERR_USER,
                          "user function returned %d (%s) without a message "
                          "(use eddy_ctx_fail)",
                          rc, eddy_strerror(rc));
@@ -266,6 +268,11 @@ static int run_input(eddy__task_t *t)
         eddy__deser_push(ds, b);
         int rc;
         while ((rc = eddy__deser_next(ds, &el)) > 0) {
+            /* Stop promptly on cancellation or a failure elsewhere, rather
+             * than after processing everything already queued. */
+            if (EDDY_UNLIKELY(eddy__task_cancelled(t))) {
+                return EDDY_ERR_CANCELED;
+            }
             rc = handle_element(t, ch, &el);
             if (rc != 0) {
                 return rc;
