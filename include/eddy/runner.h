@@ -55,8 +55,9 @@ EDDY_EXPORT void eddy_env_set_default_parallelism(eddy_env_t *env,
 
 /**
  * @brief Installs handlers for fatal signals (SIGSEGV, SIGBUS, SIGFPE,
- * SIGILL, SIGABRT) that print one line naming the operator (and subtask) whose code
- * faulted, then exit with status 70. For processes that run job code.
+ * SIGILL, SIGABRT) that print one line naming the operator (and subtask)
+ * whose code faulted, then exit with status 70. For processes that run job
+ * code.
  */
 EDDY_EXPORT void eddy_crash_guard_install(void);
 
