@@ -103,7 +103,9 @@ static int print_process(void *opv, const eddy_record_t *rec)
             return 0;
         }
     }
-    memcpy(st->buf + st->len, rec->value, rec->value_len);
+    if (rec->value_len > 0) { /* an empty value may be NULL */
+        memcpy(st->buf + st->len, rec->value, rec->value_len);
+    }
     st->len += rec->value_len;
     st->buf[st->len++] = '\n';
     return 0;
@@ -167,9 +169,11 @@ static int file_process(void *opv, const eddy_record_t *rec)
 {
     eddy__op_t *op = opv;
     file_state_t *st = op->op_data;
-    if (EDDY_UNLIKELY(fwrite(rec->value, 1, rec->value_len, st->f) !=
-                          rec->value_len ||
-                      putc('\n', st->f) == EOF)) {
+    /* An empty value may be NULL, which fwrite must not see. */
+    if (EDDY_UNLIKELY(
+            (rec->value_len > 0 &&
+             fwrite(rec->value, 1, rec->value_len, st->f) != rec->value_len) ||
+            putc('\n', st->f) == EOF)) {
         return eddy__op_fail(op, EDDY_ERR_IO, "cannot write '%s': %s", st->path,
                              strerror(errno));
     }
@@ -293,7 +297,9 @@ static int collect_process(void *opv, const eddy_record_t *rec)
             d->key = mem;
             mem += rec->key_len + 1;
         }
-        memcpy(mem, rec->value, rec->value_len);
+        if (rec->value_len > 0) { /* an empty value may be NULL */
+            memcpy(mem, rec->value, rec->value_len);
+        }
         mem[rec->value_len] = '\0';
         d->value = mem;
         c->cl_n++;

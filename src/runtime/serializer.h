@@ -128,7 +128,9 @@ static inline int eddy__outchan_write(eddy__outchan_t *oc,
             memcpy(p, rec->key, rec->key_len);
             p += rec->key_len;
         }
-        memcpy(p, rec->value, rec->value_len);
+        if (rec->value_len > 0) { /* an empty value may be NULL */
+            memcpy(p, rec->value, rec->value_len);
+        }
         b->buf_len += (uint32_t)total;
         oc->oc_bytes += total;
         return 0;

@@ -160,7 +160,9 @@ int eddy__kv_set_value(eddy__kv_table_t *kt, eddy__kv_entry_t *e,
         e->kv_vcap = (uint32_t)cap;
     }
     /* memmove: the new value may be computed from the old one in place. */
-    memmove(e->kv_data + e->kv_klen, value, vlen);
+    if (vlen > 0) { /* an empty value may be NULL */
+        memmove(e->kv_data + e->kv_klen, value, vlen);
+    }
     e->kv_vlen = (uint32_t)vlen;
     return 0;
 }
