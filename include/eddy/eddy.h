@@ -66,7 +66,9 @@ EDDY_EXPORT const char *eddy_version(void);
  * (milliseconds since the epoch, or EDDY_TS_NONE).
  *
  * A record without a key has key == NULL and key_len == 0. On a keyed stream
- * (after eddy_key_by) every record carries its key.
+ * (after eddy_key_by) every record carries its key. An empty value may be
+ * given as value == NULL with value_len == 0. A record sent between tasks
+ * may hold at most 256 MiB of key and value; a larger one fails the job.
  */
 typedef struct eddy_record {
     const void *key;

@@ -15,6 +15,7 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "runtime/runtime.h"
 
@@ -103,6 +104,36 @@ static void task_destroy(eddy__task_t *t)
     free(t);
 }
 
+/*
+ * Waits until every task thread has ended. eddy_env_cancel() only raises a
+ * flag (it must be safe in signal handlers), so this thread turns the flag
+ * into wake-ups: tasks blocked on an empty gate or a full channel would
+ * otherwise never look at it.
+ */
+static void wait_for_tasks(eddy__job_t *job)
+{
+    bool woken = false;
+    pthread_mutex_lock(&job->j_mu);
+    while (job->j_running > 0) {
+        if (!woken && atomic_load(job->j_cancel) != 0) {
+            woken = true;
+            pthread_mutex_unlock(&job->j_mu);
+            eddy__job_wake_all(job);
+            pthread_mutex_lock(&job->j_mu);
+            continue;
+        }
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_nsec += 50 * 1000 * 1000;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&job->j_done, &job->j_mu, &ts);
+    }
+    pthread_mutex_unlock(&job->j_mu);
+}
+
 int eddy__local_run(eddy_env_t *env, eddy__plan_t *pl, eddy_error_t *err)
 {
     int rc = 0;
@@ -112,6 +143,11 @@ int eddy__local_run(eddy_env_t *env, eddy__plan_t *pl, eddy_error_t *err)
     job.j_plan = pl;
     job.j_cancel = &env->e_cancel;
     pthread_mutex_init(&job.j_mu, NULL);
+    pthread_condattr_t cattr;
+    pthread_condattr_init(&cattr);
+    pthread_condattr_setclock(&cattr, CLOCK_MONOTONIC);
+    pthread_cond_init(&job.j_done, &cattr);
+    pthread_condattr_destroy(&cattr);
     vertex_rt_t *vrt = eddy__calloc((size_t)pl->pl_nvertices, sizeof(*vrt));
     int capacity = env->e_channel_capacity;
 
@@ -231,8 +267,12 @@ int eddy__local_run(eddy_env_t *env, eddy__plan_t *pl, eddy_error_t *err)
     /* Run. */
     for (int i = 0; i < job.j_ntasks; i++) {
         eddy__task_t *t = job.j_tasks[i];
+        pthread_mutex_lock(&job.j_mu);
+        job.j_running++;
+        pthread_mutex_unlock(&job.j_mu);
         if (pthread_create(&t->t_thread, NULL, eddy__task_main, t) != 0) {
             pthread_mutex_lock(&job.j_mu);
+            job.j_running--;
             if (!job.j_failed) {
                 job.j_failed = true;
                 eddy_error_set(&job.j_error, EDDY_ERR_NOMEM,
@@ -241,16 +281,11 @@ int eddy__local_run(eddy_env_t *env, eddy__plan_t *pl, eddy_error_t *err)
             }
             pthread_mutex_unlock(&job.j_mu);
             atomic_store(job.j_cancel, 1);
-            eddy__pool_wake(job.j_pool);
-            for (int k = 0; k < job.j_ntasks; k++) {
-                if (job.j_tasks[k]->t_gate != NULL) {
-                    eddy__gate_wake(job.j_tasks[k]->t_gate);
-                }
-            }
             break;
         }
         t->t_started = true;
     }
+    wait_for_tasks(&job);
     for (int i = 0; i < job.j_ntasks; i++) {
         if (job.j_tasks[i]->t_started) {
             pthread_join(job.j_tasks[i]->t_thread, NULL);
@@ -276,6 +311,7 @@ int eddy__local_run(eddy_env_t *env, eddy__plan_t *pl, eddy_error_t *err)
     free(vrt);
     free(job.j_tasks);
     eddy__pool_destroy(job.j_pool);
+    pthread_cond_destroy(&job.j_done);
     pthread_mutex_destroy(&job.j_mu);
     return rc;
 }

@@ -289,9 +289,15 @@ struct eddy__job {
     int j_ntasks;
     atomic_int *j_cancel;
     pthread_mutex_t j_mu;
+    pthread_cond_t j_done; /* signalled when a task thread ends */
+    int j_running;         /* task threads not yet ended */
     eddy_error_t j_error;
     bool j_failed;
 };
+
+/* Wakes every thread of the job blocked on a gate or the buffer pool, so it
+ * sees the cancel flag. */
+void eddy__job_wake_all(eddy__job_t *job);
 
 /* Pushes out buffered output of every operator and writer of the task. */
 int eddy__task_flush(eddy__task_t *t);

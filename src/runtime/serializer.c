@@ -65,7 +65,7 @@ static int put_bytes(eddy__outchan_t *oc, const void *src, size_t n)
 int eddy__outchan_write_slow(eddy__outchan_t *oc, const eddy_record_t *rec)
 {
     size_t total = eddy__record_wire_size(rec);
-    if (total - 4 > UINT32_MAX) {
+    if (total - 4 > EDDY__MAX_ELEMENT) {
         return EDDY_ERR_INVALID;
     }
     eddy__buffer_t *b = oc->oc_buf;
@@ -261,7 +261,11 @@ int eddy__deser_next(eddy__deser_t *ds, eddy__element_t *el)
             ds->ds_off += (uint32_t)k;
             continue;
         }
-        size_t total = 4 + (size_t)eddy__get_u32(ds->ds_spill);
+        size_t body = eddy__get_u32(ds->ds_spill);
+        if (body > EDDY__MAX_ELEMENT) {
+            return EDDY_ERR_FORMAT;
+        }
+        size_t total = 4 + body;
         int rc = spill_reserve(ds, total);
         if (rc != 0) {
             return rc;

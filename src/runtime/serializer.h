@@ -37,6 +37,10 @@ typedef enum eddy__elem_kind {
     EDDY__EL_LATENCY = 0x05,
 } eddy__elem_kind_t;
 
+/* Largest element body accepted (a record's key, value and header). Readers
+ * reject longer lengths as corrupt instead of trying to allocate them. */
+#define EDDY__MAX_ELEMENT (256u * 1024 * 1024)
+
 #define EDDY__TAG_KIND_MASK 0x0f
 #define EDDY__TAG_HAS_KEY 0x10
 #define EDDY__TAG_HAS_TS 0x20

@@ -132,9 +132,33 @@ int eddy__op_user_rc(eddy__op_t *op, int rc)
 
 /* ---- writers ---- */
 
+static int route(eddy__writer_t *wr, const eddy_record_t *rec);
+
+/* Cold path of eddy__writer_emit: say why a record could not be written. */
+static int writer_error(eddy__writer_t *wr, const eddy_record_t *rec, int rc)
+{
+    if (rc == EDDY_ERR_INVALID) {
+        return eddy__op_fail(wr->wr_op, rc,
+                             "record of %zu bytes exceeds the largest record "
+                             "eddy can send (%u bytes)",
+                             rec->key_len + rec->value_len,
+                             (unsigned)EDDY__MAX_ELEMENT);
+    }
+    return rc;
+}
+
 int eddy__writer_emit(void *writer, const eddy_record_t *rec)
 {
     eddy__writer_t *wr = writer;
+    int rc = route(wr, rec);
+    if (EDDY_UNLIKELY(rc != 0)) {
+        return writer_error(wr, rec, rc);
+    }
+    return 0;
+}
+
+static int route(eddy__writer_t *wr, const eddy_record_t *rec)
+{
     int ch;
     switch (wr->wr_part) {
     case EDDY__PART_FORWARD:
@@ -336,6 +360,11 @@ static void report_failure(eddy__task_t *t, int rc)
     pthread_mutex_unlock(&job->j_mu);
     /* Stop everyone: raise the flag, then wake every blocked thread. */
     atomic_store(job->j_cancel, 1);
+    eddy__job_wake_all(job);
+}
+
+void eddy__job_wake_all(eddy__job_t *job)
+{
     eddy__pool_wake(job->j_pool);
     for (int i = 0; i < job->j_ntasks; i++) {
         if (job->j_tasks[i]->t_gate != NULL) {
@@ -374,5 +403,9 @@ void *eddy__task_main(void *arg)
         report_failure(t, rc);
     }
     eddy__crash_thread_close();
+    pthread_mutex_lock(&t->t_job->j_mu);
+    t->t_job->j_running--;
+    pthread_cond_signal(&t->t_job->j_done);
+    pthread_mutex_unlock(&t->t_job->j_mu);
     return NULL;
 }
