@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Runs the test suite under ThreadSanitizer (build-tsan/). Run it after
+# touching concurrency. integ_crash is excluded: its jobs fault on purpose
+# in several threads at once and end the process with _exit, which TSan
+# reports as races and leaked threads by design.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh
+cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DEDDY_SANITIZE=thread >/dev/null
+cmake --build build-tsan -j"$(nproc)" >/dev/null
+TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+  ctest --test-dir build-tsan --output-on-failure -j"$(nproc)" -E integ_crash
