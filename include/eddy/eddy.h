@@ -372,6 +372,93 @@ EDDY_EXPORT eddy_stream_t *eddy_broadcast(eddy_stream_t *in);
 EDDY_EXPORT eddy_stream_t *eddy_forward(eddy_stream_t *in);
 
 /* ------------------------------------------------------------------------ */
+/* Event time: timestamps and watermarks                                    */
+/* ------------------------------------------------------------------------ */
+
+/** Default bound of bounded out-of-orderness watermarks (5 s). */
+#define EDDY_DEFAULT_OUT_OF_ORDERNESS_MS 5000
+/** Default interval of periodic watermark emission (200 ms). */
+#define EDDY_DEFAULT_WATERMARK_INTERVAL_MS 200
+
+/**
+ * Extracts a record's event timestamp (ms since the epoch). `prev` is the
+ * timestamp the record already carries (or EDDY_TS_NONE).
+ */
+typedef int64_t (*eddy_timestamp_fn)(eddy_ctx_t *ctx, const eddy_record_t *rec,
+                                     int64_t prev, void *opaque);
+
+/**
+ * Custom watermark generators. `state` is `state_size` bytes per subtask,
+ * zeroed at start. on_event sees every record after its timestamp is
+ * assigned and may return a watermark to emit at once (punctuated
+ * watermarks), or EDDY_TS_NONE. on_periodic is called every watermark
+ * interval and returns the current watermark, or EDDY_TS_NONE.
+ * Watermarks that do not advance are dropped.
+ */
+typedef int64_t (*eddy_wm_on_event_fn)(void *state, const eddy_record_t *rec,
+                                       void *opaque);
+typedef int64_t (*eddy_wm_on_periodic_fn)(void *state, void *opaque);
+
+typedef enum eddy_watermark_kind {
+    EDDY_WATERMARKS_BOUNDED = 0, /* max timestamp - bound - 1 */
+    EDDY_WATERMARKS_MONOTONOUS,  /* max timestamp - 1 */
+    EDDY_WATERMARKS_CUSTOM,      /* on_event / on_periodic */
+} eddy_watermark_kind_t;
+
+/**
+ * How a stream's timestamps and watermarks are made. Build one with
+ * eddy_watermarks_bounded(), _monotonous() or _custom(), then set the
+ * optional fields:
+ *
+ *     eddy_watermark_strategy_t ws = eddy_watermarks_bounded(5000);
+ *     ws.timestamp = my_ts;          // default: keep the record's timestamp
+ *     ws.idleness_ms = 10000;        // default 0: never idle
+ *     stream = eddy_assign_timestamps(stream, &ws);
+ */
+typedef struct eddy_watermark_strategy {
+    eddy_watermark_kind_t kind;
+    int64_t max_out_of_orderness_ms; /* BOUNDED */
+    /* Marks the stream idle after this long (processing time) without
+     * records, so it does not hold back downstream event time. 0 = never. */
+    int64_t idleness_ms;
+    eddy_timestamp_fn timestamp; /* NULL: records must carry timestamps */
+    void *timestamp_opaque;
+    eddy_wm_on_event_fn on_event;       /* CUSTOM (optional) */
+    eddy_wm_on_periodic_fn on_periodic; /* CUSTOM (optional) */
+    size_t state_size;                  /* CUSTOM */
+    void *opaque;                       /* CUSTOM */
+} eddy_watermark_strategy_t;
+
+EDDY_EXPORT eddy_watermark_strategy_t eddy_watermarks_bounded(int64_t max_ms);
+EDDY_EXPORT eddy_watermark_strategy_t eddy_watermarks_monotonous(void);
+EDDY_EXPORT eddy_watermark_strategy_t eddy_watermarks_custom(
+    eddy_wm_on_event_fn on_event, eddy_wm_on_periodic_fn on_periodic,
+    size_t state_size, void *opaque);
+
+/**
+ * @brief Assigns timestamps and generates watermarks (chained after its
+ * input). Watermarks arriving from upstream are replaced by this strategy's,
+ * except the final one at the end of a bounded input. Periodic watermarks are
+ * emitted every eddy_env_set_watermark_interval() ms. `ws` is copied.
+ */
+EDDY_EXPORT eddy_stream_t *
+eddy_assign_timestamps(eddy_stream_t *in, const eddy_watermark_strategy_t *ws);
+
+/**
+ * @brief Sets the periodic watermark interval in ms (default 200); 0 turns
+ * periodic emission off (only punctuated watermarks and the final one).
+ */
+EDDY_EXPORT void eddy_env_set_watermark_interval(eddy_env_t *env,
+                                                 int64_t interval_ms);
+
+/** @brief The current input watermark of the calling operator (ms), or
+ * EDDY_TS_NONE before the first one. */
+EDDY_EXPORT int64_t eddy_ctx_watermark(const eddy_ctx_t *ctx);
+
+/** @brief Processing time (wall clock, ms since the epoch). */
+EDDY_EXPORT int64_t eddy_ctx_processing_time(const eddy_ctx_t *ctx);
+
+/* ------------------------------------------------------------------------ */
 /* Operator settings (return their argument, so they can be nested)         */
 /* ------------------------------------------------------------------------ */
 

@@ -3,6 +3,7 @@
  * Copyright (c) 2026 the eddy authors. MIT licence (see LICENSE).
  */
 #include <stdlib.h>
+#include <time.h>
 
 #include "runtime/channel.h"
 
@@ -30,7 +31,12 @@ eddy__gate_t *eddy__gate_new(int nchannels, int capacity, atomic_int *cancel)
 {
     eddy__gate_t *g = eddy__calloc(1, sizeof(*g));
     pthread_mutex_init(&g->g_mu, NULL);
-    pthread_cond_init(&g->g_data, NULL);
+    /* Timed waits use the monotonic clock (eddy__now_ns). */
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&g->g_data, &ca);
+    pthread_condattr_destroy(&ca);
     g->g_n = nchannels;
     g->g_cancel = cancel;
     g->g_chans = eddy__calloc((size_t)nchannels, sizeof(eddy__inchan_t));
@@ -109,16 +115,28 @@ int eddy__gate_push(void *inchan, eddy__buffer_t *buf)
     return 0;
 }
 
-eddy__buffer_t *eddy__gate_pop(eddy__gate_t *g, int *channel, bool block)
+/* deadline: 0 = do not wait, UINT64_MAX = wait without limit. */
+static eddy__buffer_t *pop(eddy__gate_t *g, int *channel, uint64_t deadline)
 {
     lock(&g->g_mu);
     while (g->g_rcount == 0) {
-        if (!block || is_cancelled(g)) {
+        if (deadline == 0 || is_cancelled(g)) {
             unlock(&g->g_mu);
             return NULL;
         }
         g->g_reader_waiting++;
-        pthread_cond_wait(&g->g_data, &g->g_mu);
+        if (deadline == UINT64_MAX) {
+            pthread_cond_wait(&g->g_data, &g->g_mu);
+        } else {
+            if (eddy__now_ns() >= deadline) {
+                g->g_reader_waiting--;
+                unlock(&g->g_mu);
+                return NULL;
+            }
+            struct timespec ts = {(time_t)(deadline / 1000000000u),
+                                  (long)(deadline % 1000000000u)};
+            pthread_cond_timedwait(&g->g_data, &g->g_mu, &ts);
+        }
         g->g_reader_waiting--;
     }
     int idx = g->g_ready[g->g_rhead];
@@ -139,6 +157,17 @@ eddy__buffer_t *eddy__gate_pop(eddy__gate_t *g, int *channel, bool block)
     unlock(&g->g_mu);
     *channel = idx;
     return b;
+}
+
+eddy__buffer_t *eddy__gate_pop(eddy__gate_t *g, int *channel, bool block)
+{
+    return pop(g, channel, block ? UINT64_MAX : 0);
+}
+
+eddy__buffer_t *eddy__gate_pop_until(eddy__gate_t *g, int *channel,
+                                     uint64_t deadline_ns)
+{
+    return pop(g, channel, deadline_ns == 0 ? 1 : deadline_ns);
 }
 
 void eddy__gate_wake(eddy__gate_t *g)

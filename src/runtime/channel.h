@@ -66,6 +66,10 @@ int eddy__gate_push(void *inchan, eddy__buffer_t *buf);
  * only when cancelled.
  */
 eddy__buffer_t *eddy__gate_pop(eddy__gate_t *g, int *channel, bool block);
+/* Like a blocking pop, but gives up at `deadline_ns` (eddy__now_ns clock):
+ * returns NULL on timeout or cancellation. */
+eddy__buffer_t *eddy__gate_pop_until(eddy__gate_t *g, int *channel,
+                                     uint64_t deadline_ns);
 /* Wakes every waiter of the gate (used on cancellation). */
 void eddy__gate_wake(eddy__gate_t *g);
 /* Buffers queued on a channel (tests, metrics). */

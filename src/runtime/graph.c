@@ -41,6 +41,7 @@ eddy_env_t *eddy_env_new(void)
     env->e_max_parallelism = DEFAULT_MAX_PARALLELISM;
     env->e_buffer_size = DEFAULT_BUFFER_SIZE;
     env->e_channel_capacity = DEFAULT_CHANNEL_CAPACITY;
+    env->e_wm_interval_ms = EDDY_DEFAULT_WATERMARK_INTERVAL_MS;
     atomic_init(&env->e_cancel, 0);
     return env;
 }
@@ -140,6 +141,21 @@ void eddy_env_set_channel_capacity(eddy_env_t *env, int buffers)
         return;
     }
     env->e_channel_capacity = buffers;
+}
+
+void eddy_env_set_watermark_interval(eddy_env_t *env, int64_t interval_ms)
+{
+    if (env == NULL) {
+        return;
+    }
+    if (interval_ms < 0) {
+        eddy_env_fail(env,
+                      "eddy_env_set_watermark_interval: must be >= 0 ms, "
+                      "got %lld",
+                      (long long)interval_ms);
+        return;
+    }
+    env->e_wm_interval_ms = interval_ms;
 }
 
 void eddy_env_cancel(eddy_env_t *env)

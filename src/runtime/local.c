@@ -59,6 +59,9 @@ static eddy__op_t *op_new(eddy__task_t *t, eddy_stream_t *node)
     op->op_node = node;
     op->op_task = t;
     op->op_out.co_fn = null_emit;
+    op->op_next_tick_ms = INT64_MAX;
+    op->op_in_wm = INT64_MIN;
+    op->op_out_wm = INT64_MIN;
     return op;
 }
 
@@ -67,6 +70,8 @@ static void op_destroy(eddy__op_t *op)
     free(op->op_ctx.cx_scratch.sc_base);
     eddy__arena_close(&op->op_ctx.cx_scratch.sc_overflow);
     free(op->op_fanout);
+    free(op->op_succ);
+    free(op->op_writers);
     free(op);
 }
 
@@ -97,6 +102,9 @@ static void task_destroy(eddy__task_t *t)
     }
     free(t->t_deser);
     free(t->t_in_done);
+    free(t->t_in_port);
+    free(t->t_in_wm);
+    free(t->t_in_idle);
     for (int i = 0; i < t->t_nops; i++) {
         op_destroy(t->t_ops[i]);
     }
@@ -184,12 +192,20 @@ int eddy__local_run(eddy_env_t *env, eddy__plan_t *pl, eddy_error_t *err)
             t->t_subtask = s;
             t->t_parallelism = vx->vx_parallelism;
             t->t_name = vx->vx_name;
+            t->t_wm = INT64_MIN;
+            t->t_next_tick_ms = INT64_MAX;
             if (vrt[v].nin > 0) {
                 t->t_nin = vrt[v].nin;
                 t->t_gate = eddy__gate_new(t->t_nin, capacity, job.j_cancel);
                 t->t_deser =
                     eddy__calloc((size_t)t->t_nin, sizeof(eddy__deser_t));
                 t->t_in_done = eddy__calloc((size_t)t->t_nin, sizeof(bool));
+                t->t_in_port = eddy__calloc((size_t)t->t_nin, sizeof(int));
+                t->t_in_wm = eddy__calloc((size_t)t->t_nin, sizeof(int64_t));
+                t->t_in_idle = eddy__calloc((size_t)t->t_nin, sizeof(bool));
+                for (int c = 0; c < t->t_nin; c++) {
+                    t->t_in_wm[c] = INT64_MIN;
+                }
             }
             t->t_ops = eddy__calloc((size_t)vx->vx_nnodes, sizeof(void *));
             for (int k = 0; k < vx->vx_nnodes; k++) {
@@ -223,8 +239,11 @@ int eddy__local_run(eddy_env_t *env, eddy__plan_t *pl, eddy_error_t *err)
             }
             for (int s = 0; s < svx->vx_parallelism; s++) {
                 eddy__task_t *t = vrt[sv].tasks[s];
-                add_target(t->t_ops[sidx], t->t_ops[didx]->op_class->oc_process,
-                           t->t_ops[didx]);
+                eddy__op_t *src = t->t_ops[sidx], *dst = t->t_ops[didx];
+                add_target(src, dst->op_class->oc_process, dst);
+                src->op_succ = eddy__realloc(
+                    src->op_succ, sizeof(void *) * (src->op_nsucc + 1));
+                src->op_succ[src->op_nsucc++] = dst;
             }
             continue;
         }
@@ -245,11 +264,16 @@ int eddy__local_run(eddy_env_t *env, eddy__plan_t *pl, eddy_error_t *err)
                 eddy__gate_t *g = vrt[dv].tasks[dsub]->t_gate;
                 eddy__outchan_init(&wr->wr_chans[c], job.j_pool,
                                    eddy__gate_push, &g->g_chans[chan]);
+                vrt[dv].tasks[dsub]->t_in_port[chan] = ed->ed_port;
             }
             t->t_writers = eddy__realloc(t->t_writers,
                                          sizeof(void *) * (t->t_nwriters + 1));
             t->t_writers[t->t_nwriters++] = wr;
             add_target(t->t_ops[sidx], eddy__writer_emit, wr);
+            eddy__op_t *src = t->t_ops[sidx];
+            src->op_writers = eddy__realloc(
+                src->op_writers, sizeof(void *) * (src->op_nwriters + 1));
+            src->op_writers[src->op_nwriters++] = wr;
         }
     }
     for (int i = 0; i < job.j_ntasks; i++) {

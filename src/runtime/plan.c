@@ -39,17 +39,19 @@ typedef struct edge_list {
     size_t cap;
 } edge_list_t;
 
-static void expand(eddy_stream_t *in, int part, int dst, edge_list_t *out)
+static void expand(eddy_stream_t *in, int part, int dst, int port,
+                   edge_list_t *out)
 {
     switch (in->s_kind) {
     case EDDY__NODE_UNION:
         for (int i = 0; i < in->s_ninputs; i++) {
-            expand(in->s_inputs[i], part, dst, out);
+            expand(in->s_inputs[i], part, dst, port, out);
         }
         return;
     case EDDY__NODE_PARTITION:
         expand(in->s_inputs[0],
-               part != EDDY__PART_DEFAULT ? part : in->s_partitioner, dst, out);
+               part != EDDY__PART_DEFAULT ? part : in->s_partitioner, dst, port,
+               out);
         return;
     case EDDY__NODE_OPERATOR:
         if (part == EDDY__PART_DEFAULT && in->s_keyed_out) {
@@ -58,6 +60,7 @@ static void expand(eddy_stream_t *in, int part, int dst, edge_list_t *out)
         eddy__grow((void **)&out->v, &out->cap, out->n + 1, sizeof(*out->v));
         out->v[out->n++] = (eddy__edge_t){.ed_src = in->s_id,
                                           .ed_dst = dst,
+                                          .ed_port = port,
                                           .ed_part = part,
                                           .ed_chained = false};
         return;
@@ -137,7 +140,8 @@ int eddy__plan_build(eddy_env_t *env, eddy__plan_t **out, eddy_error_t *err)
         }
         pl->pl_parallelism[i] = p;
         for (int k = 0; k < s->s_ninputs; k++) {
-            expand(s->s_inputs[k], EDDY__PART_DEFAULT, i, &edges);
+            expand(s->s_inputs[k], EDDY__PART_DEFAULT, i,
+                   s->s_class->oc_inputs == 2 ? k : 0, &edges);
         }
     }
     if (nphysical == 0 || !have_source) {

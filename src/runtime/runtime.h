@@ -62,11 +62,21 @@ typedef struct eddy__op_class {
     bool oc_source;
     bool oc_sink;
     bool oc_keyed_input; /* needs hash-partitioned input */
+    int oc_inputs;       /* 1, or 2 for two-input operators */
     /* All callbacks return 0 or a negative eddy_err_t; NULL means no-op. */
     int (*oc_open)(eddy__op_t *op);
     /* Processes one record (not for sources). `op` is eddy__op_t*, typed
      * void* so the function doubles as a collector function. */
     int (*oc_process)(void *op, const eddy_record_t *rec);
+    /* Two-input operators: records of the second input (port 1). */
+    int (*oc_process2)(void *op, const eddy_record_t *rec);
+    /* The input watermark advanced to `wm` (ms). NULL: forward it. An
+     * implementation fires what is due and then calls
+     * eddy__op_forward_watermark (or holds the watermark back). */
+    int (*oc_watermark)(eddy__op_t *op, int64_t wm);
+    /* Processing time reached op->op_next_tick_ms (set by the operator;
+     * INT64_MAX = no tick wanted). */
+    int (*oc_tick)(eddy__op_t *op, int64_t now_ms);
     /* Sources: emit up to `budget` records; EDDY__POLL_MORE or _END. */
     int (*oc_poll)(eddy__op_t *op, int budget);
     /* All inputs ended: emit final results. */
@@ -110,6 +120,7 @@ struct eddy_env_s {
     int e_max_parallelism;
     size_t e_buffer_size;
     int e_channel_capacity;
+    int64_t e_wm_interval_ms;
     eddy_stream_t **e_nodes;
     size_t e_nnodes;
     size_t e_nodes_cap;
@@ -129,8 +140,9 @@ eddy_env_t *eddy__stream_env(eddy_stream_t *s);
 /* ---- plan ---- */
 
 typedef struct eddy__edge {
-    int ed_src; /* node id */
-    int ed_dst; /* node id */
+    int ed_src;  /* node id */
+    int ed_dst;  /* node id */
+    int ed_port; /* input of the destination: 0, or 1 (two-input) */
     int ed_part;
     bool ed_chained;
 } eddy__edge_t;
@@ -201,10 +213,27 @@ struct eddy__op {
     eddy_collector_t op_out;     /* downstream: chained ops and/or writers */
     eddy_collector_t *op_fanout; /* targets when more than one */
     int op_nfanout;
-    void *op_data; /* class instance state */
+    void *op_data;        /* class instance state */
+    eddy__op_t **op_succ; /* chained successors (events go there too) */
+    int op_nsucc;
+    struct eddy__writer **op_writers; /* writers of non-chained out edges */
+    int op_nwriters;
+    int64_t op_next_tick_ms; /* INT64_MAX: no processing-time tick */
+    int64_t op_in_wm;        /* last watermark received */
+    int64_t op_out_wm;       /* last watermark forwarded */
     bool op_failed;
     char op_errmsg[256];
 };
+
+/* Sends a watermark on from `op`: to its chained successors (their
+ * oc_watermark) and its writers. Watermarks only move forward: an older or
+ * equal one is dropped. */
+int eddy__op_forward_watermark(eddy__op_t *op, int64_t wm);
+/* Marks the task's outputs idle (no watermarks for a while: downstream
+ * excludes them from its minimum) or active again. */
+int eddy__task_set_idle(eddy__task_t *t, bool idle);
+/* Processing time in ms (wall clock, as timers and TTL see it). */
+int64_t eddy__now_ms(void);
 
 /*
  * The operator whose code the calling thread runs (crash reports). It is set
@@ -275,6 +304,12 @@ struct eddy__task {
     int t_nin;
     bool *t_in_done;
     int t_nin_done;
+    int *t_in_port;         /* per channel: input port of the head op */
+    int64_t *t_in_wm;       /* per channel: last watermark */
+    bool *t_in_idle;        /* per channel: idle status */
+    int64_t t_wm;           /* input watermark: min over active channels */
+    bool t_idle;            /* outputs currently marked idle */
+    int64_t t_next_tick_ms; /* earliest op_next_tick_ms of the ops */
     eddy__op_t *t_failed_op;
     pthread_t t_thread;
     bool t_started;
@@ -301,6 +336,8 @@ void eddy__job_wake_all(eddy__job_t *job);
 
 /* Pushes out buffered output of every operator and writer of the task. */
 int eddy__task_flush(eddy__task_t *t);
+/* Recomputes t_next_tick_ms after an operator changed its op_next_tick_ms. */
+void eddy__task_update_tick(eddy__task_t *t);
 /* True once the job is being cancelled (failure elsewhere or user cancel). */
 static inline bool eddy__task_cancelled(const eddy__task_t *t)
 {
@@ -314,6 +351,7 @@ int eddy__local_run(eddy_env_t *env, eddy__plan_t *plan, eddy_error_t *err);
 /* ---- built-in operator classes ---- */
 
 extern const eddy__op_class_t eddy__map_class;
+extern const eddy__op_class_t eddy__assign_timestamps_class;
 extern const eddy__op_class_t eddy__filter_class;
 extern const eddy__op_class_t eddy__flat_map_class;
 extern const eddy__op_class_t eddy__key_by_class;

@@ -189,7 +189,7 @@ static int parse_body(const unsigned char *p, size_t n, eddy__element_t *el)
         return n == 0 ? 1 : EDDY_ERR_FORMAT;
     }
     if (kind == EDDY__EL_WATERMARK || kind == EDDY__EL_BARRIER ||
-        kind == EDDY__EL_LATENCY) {
+        kind == EDDY__EL_LATENCY || kind == EDDY__EL_STATUS) {
         if (n != 8) {
             return EDDY_ERR_FORMAT;
         }

@@ -12,6 +12,7 @@
  *   WATERMARK  tag 0x03 i64                              (reserved: issue 3)
  *   BARRIER    tag 0x04 i64 checkpoint id                (reserved: issue 4)
  *   LATENCY    tag 0x05 i64 emit time                    (reserved)
+ *   STATUS     tag 0x06 i64 1 = idle, 0 = active         stream status
  *
  * Elements may span buffers, so records larger than a buffer are fine. The
  * reader hands out records that point straight into the buffer when an element
@@ -35,6 +36,7 @@ typedef enum eddy__elem_kind {
     EDDY__EL_WATERMARK = 0x03,
     EDDY__EL_BARRIER = 0x04,
     EDDY__EL_LATENCY = 0x05,
+    EDDY__EL_STATUS = 0x06,
 } eddy__elem_kind_t;
 
 /* Largest element body accepted (a record's key, value and header). Readers

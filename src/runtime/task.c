@@ -21,6 +21,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "runtime/runtime.h"
 
@@ -40,6 +41,18 @@ int eddy_ctx_parallelism(const eddy_ctx_t *ctx)
 const char *eddy_ctx_operator(const eddy_ctx_t *ctx)
 {
     return ctx->cx_name;
+}
+
+int64_t eddy_ctx_watermark(const eddy_ctx_t *ctx)
+{
+    int64_t wm = ctx->cx_op->op_in_wm;
+    return wm == INT64_MIN ? EDDY_TS_NONE : wm;
+}
+
+int64_t eddy_ctx_processing_time(const eddy_ctx_t *ctx)
+{
+    EDDY_UNUSED(ctx);
+    return eddy__now_ms();
 }
 
 int eddy_ctx_fail(eddy_ctx_t *ctx, const char *fmt, ...)
@@ -232,6 +245,131 @@ int eddy__task_flush(eddy__task_t *t)
     return 0;
 }
 
+int64_t eddy__now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- watermarks and stream status ---- */
+
+static int deliver_watermark(eddy__op_t *op, int64_t wm)
+{
+    eddy__tls_op = op;
+    op->op_in_wm = wm;
+    if (op->op_class->oc_watermark != NULL) {
+        return op->op_class->oc_watermark(op, wm);
+    }
+    return eddy__op_forward_watermark(op, wm);
+}
+
+int eddy__op_forward_watermark(eddy__op_t *op, int64_t wm)
+{
+    if (wm <= op->op_out_wm) {
+        return 0;
+    }
+    op->op_out_wm = wm;
+    for (int i = 0; i < op->op_nsucc; i++) {
+        int rc = deliver_watermark(op->op_succ[i], wm);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    for (int i = 0; i < op->op_nwriters; i++) {
+        int rc = eddy__writer_event(op->op_writers[i], EDDY__EL_WATERMARK, wm);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    eddy__tls_op = op;
+    return 0;
+}
+
+int eddy__task_set_idle(eddy__task_t *t, bool idle)
+{
+    if (t->t_idle == idle) {
+        return 0;
+    }
+    t->t_idle = idle;
+    for (int i = 0; i < t->t_nwriters; i++) {
+        int rc = eddy__writer_event(t->t_writers[i], EDDY__EL_STATUS, idle);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
+/*
+ * The input watermark is the minimum over the channels that are active;
+ * ended channels count as +infinity. If every channel is idle the task's
+ * outputs become idle too, so downstream stops waiting for them.
+ */
+static int update_input_watermark(eddy__task_t *t)
+{
+    int64_t min = INT64_MAX;
+    bool any_active = false;
+    for (int c = 0; c < t->t_nin; c++) {
+        if (t->t_in_idle[c]) {
+            continue;
+        }
+        any_active = true;
+        if (t->t_in_wm[c] < min) {
+            min = t->t_in_wm[c];
+        }
+    }
+    if (!any_active) {
+        return eddy__task_set_idle(t, true);
+    }
+    int rc = eddy__task_set_idle(t, false);
+    if (rc == 0 && min > t->t_wm) {
+        t->t_wm = min;
+        rc = deliver_watermark(t->t_ops[0], min);
+    }
+    return rc;
+}
+
+/* ---- processing-time ticks ---- */
+
+void eddy__task_update_tick(eddy__task_t *t)
+{
+    int64_t next = INT64_MAX;
+    for (int i = 0; i < t->t_nops; i++) {
+        if (t->t_ops[i]->op_next_tick_ms < next) {
+            next = t->t_ops[i]->op_next_tick_ms;
+        }
+    }
+    t->t_next_tick_ms = next;
+}
+
+static int run_ticks(eddy__task_t *t)
+{
+    if (t->t_next_tick_ms == INT64_MAX) {
+        return 0;
+    }
+    int64_t now = eddy__now_ms();
+    if (now < t->t_next_tick_ms) {
+        return 0;
+    }
+    for (int i = 0; i < t->t_nops; i++) {
+        eddy__op_t *op = t->t_ops[i];
+        if (op->op_next_tick_ms <= now && op->op_class->oc_tick != NULL) {
+            eddy__tls_op = op;
+            int rc = op->op_class->oc_tick(op, now);
+            if (rc != 0) {
+                return rc;
+            }
+        } else if (op->op_next_tick_ms <= now) {
+            op->op_next_tick_ms = INT64_MAX;
+        }
+    }
+    eddy__task_update_tick(t);
+    return 0;
+}
+
+/* ---- the loops ---- */
+
 static int run_source(eddy__task_t *t)
 {
     eddy__op_t *head = t->t_ops[0];
@@ -245,30 +383,71 @@ static int run_source(eddy__task_t *t)
             return rc;
         }
         if (rc == EDDY__POLL_END) {
-            return 0;
+            /* End of input: event time jumps to +infinity, so every pending
+             * timer and window downstream fires before the end arrives. */
+            return deliver_watermark(head, INT64_MAX);
+        }
+        rc = run_ticks(t);
+        if (rc != 0) {
+            return rc;
         }
     }
 }
 
 static int handle_element(eddy__task_t *t, int ch, const eddy__element_t *el)
 {
+    eddy__op_t *head = t->t_ops[0];
     switch (el->el_kind) {
     case EDDY__EL_RECORD:
         t->t_records_in++;
-        return t->t_ops[0]->op_class->oc_process(t->t_ops[0], &el->el_rec);
+        if (EDDY_UNLIKELY(t->t_in_port[ch] != 0)) {
+            return head->op_class->oc_process2(head, &el->el_rec);
+        }
+        return head->op_class->oc_process(head, &el->el_rec);
+    case EDDY__EL_WATERMARK:
+        if (el->el_value > t->t_in_wm[ch]) {
+            t->t_in_wm[ch] = el->el_value;
+        }
+        t->t_in_idle[ch] = false;
+        return update_input_watermark(t);
+    case EDDY__EL_STATUS:
+        t->t_in_idle[ch] = el->el_value != 0;
+        return update_input_watermark(t);
     case EDDY__EL_EOP:
         if (!t->t_in_done[ch]) {
             t->t_in_done[ch] = true;
             t->t_nin_done++;
         }
-        return 0;
-    case EDDY__EL_WATERMARK:
+        t->t_in_wm[ch] = INT64_MAX;
+        t->t_in_idle[ch] = false;
+        return update_input_watermark(t);
     case EDDY__EL_BARRIER:
     case EDDY__EL_LATENCY:
-        /* Not produced yet (event time and checkpoints come later). */
+        /* Not produced yet (checkpoints and latency markers come later). */
         return 0;
     default:
         return EDDY_ERR_FORMAT;
+    }
+}
+
+/* Waits for input, waking for processing-time ticks when some are due. */
+static eddy__buffer_t *wait_input(eddy__task_t *t, int *ch)
+{
+    for (;;) {
+        if (t->t_next_tick_ms == INT64_MAX) {
+            return eddy__gate_pop(t->t_gate, ch, true);
+        }
+        int64_t delta = t->t_next_tick_ms - eddy__now_ms();
+        if (delta > 0) {
+            eddy__buffer_t *b = eddy__gate_pop_until(
+                t->t_gate, ch, eddy__now_ns() + (uint64_t)delta * 1000000u);
+            if (b != NULL || eddy__task_cancelled(t)) {
+                return b;
+            }
+        }
+        if (run_ticks(t) != 0 || eddy__task_flush(t) != 0) {
+            return NULL;
+        }
     }
 }
 
@@ -283,9 +462,10 @@ static int run_input(eddy__task_t *t)
             if (rc != 0) {
                 return rc;
             }
-            b = eddy__gate_pop(t->t_gate, &ch, true);
+            b = wait_input(t, &ch);
             if (b == NULL) {
-                return EDDY_ERR_CANCELED;
+                return t->t_failed_op != NULL ? EDDY_ERR_USER
+                                              : EDDY_ERR_CANCELED;
             }
         }
         eddy__deser_t *ds = &t->t_deser[ch];
@@ -305,6 +485,10 @@ static int run_input(eddy__task_t *t)
         if (rc < 0) {
             return eddy__op_fail(t->t_ops[0], rc,
                                  "malformed data on input channel %d", ch);
+        }
+        rc = run_ticks(t);
+        if (rc != 0) {
+            return rc;
         }
     }
     return 0;
@@ -386,6 +570,7 @@ void *eddy__task_main(void *arg)
         }
     }
     if (rc == 0) {
+        eddy__task_update_tick(t);
         rc = t->t_gate == NULL ? run_source(t) : run_input(t);
     }
     if (rc == 0) {
