@@ -34,6 +34,7 @@
 #ifndef EDDY_EDDY_H
 #define EDDY_EDDY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -204,6 +205,10 @@ typedef struct eddy_aggregate {
     int (*result)(eddy_ctx_t *ctx, const void *acc, eddy_record_t *out,
                   void *opaque);
     void *opaque;
+    /* Optional: fold accumulator `other` into `acc`. Lets sliding windows
+     * share work between overlapping windows and session windows merge;
+     * without it they keep one accumulator per window. */
+    int (*merge)(eddy_ctx_t *ctx, void *acc, const void *other, void *opaque);
 } eddy_aggregate_t;
 
 /**
@@ -457,6 +462,315 @@ EDDY_EXPORT int64_t eddy_ctx_watermark(const eddy_ctx_t *ctx);
 
 /** @brief Processing time (wall clock, ms since the epoch). */
 EDDY_EXPORT int64_t eddy_ctx_processing_time(const eddy_ctx_t *ctx);
+
+/* ------------------------------------------------------------------------ */
+/* Keyed state, timers and process functions                               */
+/* ------------------------------------------------------------------------ */
+
+typedef enum eddy_state_kind {
+    EDDY_STATE_VALUE,      /* one value per key */
+    EDDY_STATE_LIST,       /* a list of values per key */
+    EDDY_STATE_MAP,        /* a map (user key -> value) per key */
+    EDDY_STATE_REDUCING,   /* one value, combined on add by `reduce` */
+    EDDY_STATE_AGGREGATING /* one accumulator, folded on add by `aggregate` */
+} eddy_state_kind_t;
+
+/**
+ * Describes the byte format of state values (or map keys). State holds bytes;
+ * the serializer's name and version are recorded with checkpoints so that a
+ * restore with an incompatible format is refused, and `fixed_size` (when
+ * non-zero) is checked on every write.
+ */
+typedef struct eddy_serializer {
+    const char *name;
+    int version;
+    size_t fixed_size;
+} eddy_serializer_t;
+
+/** Built-in serializers: raw bytes (the default), int64, double, string. */
+EDDY_EXPORT const eddy_serializer_t *eddy_serializer_bytes(void);
+EDDY_EXPORT const eddy_serializer_t *eddy_serializer_i64(void);
+EDDY_EXPORT const eddy_serializer_t *eddy_serializer_f64(void);
+EDDY_EXPORT const eddy_serializer_t *eddy_serializer_string(void);
+
+/** Declares a keyed state (see eddy_declare_state). */
+typedef struct eddy_state_desc {
+    const char *name; /* unique within the operator */
+    eddy_state_kind_t kind;
+    const eddy_serializer_t *serializer;     /* values; NULL = bytes */
+    const eddy_serializer_t *key_serializer; /* MAP keys; NULL = bytes */
+    /* Time to live in ms of processing time, measured from the last write;
+     * expired state reads as absent and is cleaned up. 0 = forever. */
+    int64_t ttl_ms;
+    eddy_reduce_fn reduce;             /* REDUCING */
+    void *reduce_opaque;               /* REDUCING */
+    const eddy_aggregate_t *aggregate; /* AGGREGATING (copied) */
+} eddy_state_desc_t;
+
+/**
+ * @brief Declares a keyed state on a keyed operator (eddy_process,
+ * eddy_co_process). Call it while building the graph.
+ * @returns the state's id (0, 1, ... in declaration order), used by the
+ *          state functions at run time; -1 on error (recorded in the env).
+ */
+EDDY_EXPORT int eddy_declare_state(eddy_stream_t *op,
+                                   const eddy_state_desc_t *desc);
+
+/*
+ * State access, from a keyed process function (record or timer callback):
+ * every call works on the state of the current key. Return values: 0 (or 1
+ * for "found") on success, a negative eddy_err_t on misuse (wrong kind, no
+ * keyed context) or out of memory. Bytes returned stay valid until the next
+ * call that changes the same state.
+ */
+EDDY_EXPORT int eddy_value_get(eddy_ctx_t *ctx, int state, const void **value,
+                               size_t *len);
+EDDY_EXPORT int eddy_value_set(eddy_ctx_t *ctx, int state, const void *value,
+                               size_t len);
+EDDY_EXPORT int eddy_state_clear(eddy_ctx_t *ctx, int state);
+
+/** Iterates list or map state (filled by eddy_list_iter / eddy_map_iter). */
+typedef struct eddy_state_iter {
+    void *impl[6];
+} eddy_state_iter_t;
+
+EDDY_EXPORT int eddy_list_add(eddy_ctx_t *ctx, int state, const void *value,
+                              size_t len);
+/** @returns 1 if the list has elements (then iterate), 0 if empty. */
+EDDY_EXPORT int eddy_list_iter(eddy_ctx_t *ctx, int state,
+                               eddy_state_iter_t *it);
+/** @returns 1 with the next element, 0 at the end. */
+EDDY_EXPORT int eddy_list_next(eddy_state_iter_t *it, const void **value,
+                               size_t *len);
+
+EDDY_EXPORT int eddy_map_put(eddy_ctx_t *ctx, int state, const void *key,
+                             size_t key_len, const void *value, size_t len);
+/** @returns 1 and the value if the map has the key, 0 if not. */
+EDDY_EXPORT int eddy_map_get(eddy_ctx_t *ctx, int state, const void *key,
+                             size_t key_len, const void **value, size_t *len);
+EDDY_EXPORT int eddy_map_remove(eddy_ctx_t *ctx, int state, const void *key,
+                                size_t key_len);
+EDDY_EXPORT int eddy_map_iter(eddy_ctx_t *ctx, int state,
+                              eddy_state_iter_t *it);
+EDDY_EXPORT int eddy_map_next(eddy_state_iter_t *it, const void **key,
+                              size_t *key_len, const void **value, size_t *len);
+
+/** REDUCING: combines `value` into the state with the declared reduce
+ * function (read the result with eddy_value_get). */
+EDDY_EXPORT int eddy_reducing_add(eddy_ctx_t *ctx, int state, const void *value,
+                                  size_t len);
+/** AGGREGATING: folds a record into the accumulator. */
+EDDY_EXPORT int eddy_aggregating_add(eddy_ctx_t *ctx, int state,
+                                     const eddy_record_t *rec);
+/** AGGREGATING: the aggregate's result; `out` gets the value (1), or 0 if
+ * the key has no accumulator. */
+EDDY_EXPORT int eddy_aggregating_get(eddy_ctx_t *ctx, int state,
+                                     eddy_record_t *out);
+
+/** The key of the record or timer being processed (NULL outside keyed
+ * operators). */
+EDDY_EXPORT const void *eddy_ctx_key(const eddy_ctx_t *ctx, size_t *len);
+
+typedef enum eddy_time_domain {
+    EDDY_EVENT_TIME,
+    EDDY_PROCESSING_TIME
+} eddy_time_domain_t;
+
+/**
+ * Timers of the current key: an event-time timer fires once the watermark
+ * reaches `ts`, a processing-time timer once the wall clock does. The same
+ * timer registered twice fires once; deleting an absent timer does nothing.
+ */
+EDDY_EXPORT int eddy_timer_register(eddy_ctx_t *ctx, eddy_time_domain_t domain,
+                                    int64_t ts);
+EDDY_EXPORT int eddy_timer_delete(eddy_ctx_t *ctx, eddy_time_domain_t domain,
+                                  int64_t ts);
+
+/**
+ * A keyed process function: `process` sees every record of a keyed stream,
+ * `on_timer` every timer the function registered (with the timer's key as
+ * the current key). Both emit through `out`. Either may be NULL except
+ * `process`.
+ */
+typedef struct eddy_process_fn {
+    int (*process)(eddy_ctx_t *ctx, const eddy_record_t *in,
+                   eddy_collector_t *out, void *opaque);
+    int (*on_timer)(eddy_ctx_t *ctx, int64_t ts, eddy_time_domain_t domain,
+                    eddy_collector_t *out, void *opaque);
+    void *opaque;
+} eddy_process_fn_t;
+
+/** @brief Runs a process function on a keyed stream. `fn` is copied. */
+EDDY_EXPORT eddy_stream_t *eddy_process(eddy_stream_t *keyed,
+                                        const eddy_process_fn_t *fn);
+
+/**
+ * A co-process function over two keyed streams (eddy_co_process): process1
+ * sees the first input, process2 the second; they share the keyed state and
+ * timers of the key.
+ */
+typedef struct eddy_co_process_fn {
+    int (*process1)(eddy_ctx_t *ctx, const eddy_record_t *in,
+                    eddy_collector_t *out, void *opaque);
+    int (*process2)(eddy_ctx_t *ctx, const eddy_record_t *in,
+                    eddy_collector_t *out, void *opaque);
+    int (*on_timer)(eddy_ctx_t *ctx, int64_t ts, eddy_time_domain_t domain,
+                    eddy_collector_t *out, void *opaque);
+    void *opaque;
+} eddy_co_process_fn_t;
+
+/** @brief Connects two keyed streams into one keyed co-process operator. */
+EDDY_EXPORT eddy_stream_t *eddy_co_process(eddy_stream_t *keyed1,
+                                           eddy_stream_t *keyed2,
+                                           const eddy_co_process_fn_t *fn);
+
+/**
+ * @brief Declares (or finds) the side output `name` of an operator and returns
+ * the stream of the records emitted to it, to which operators and sinks can
+ * be attached like to any stream.
+ */
+EDDY_EXPORT eddy_stream_t *eddy_side_output(eddy_stream_t *op,
+                                            const char *name);
+/**
+ * @brief The id of an operator's side output `name` (declaring it), for
+ * eddy_collect_side. -1 on error.
+ */
+EDDY_EXPORT int eddy_side_output_id(eddy_stream_t *op, const char *name);
+/** @brief Emits a record to the side output with id `tag`. */
+EDDY_EXPORT int eddy_collect_side(eddy_ctx_t *ctx, int tag,
+                                  const eddy_record_t *rec);
+
+/* ------------------------------------------------------------------------ */
+/* Windows                                                                  */
+/* ------------------------------------------------------------------------ */
+
+typedef enum eddy_window_kind {
+    EDDY_WINDOW_TUMBLING,       /* fixed size, no overlap */
+    EDDY_WINDOW_SLIDING,        /* fixed size, a new window every slide */
+    EDDY_WINDOW_SESSION,        /* per key, closed by a gap of inactivity */
+    EDDY_WINDOW_GLOBAL,         /* one window per key; fires by trigger only */
+    EDDY_WINDOW_COUNT_TUMBLING, /* every `count` records of a key */
+    EDDY_WINDOW_COUNT_SLIDING   /* the last `count` records, every `slide` */
+} eddy_window_kind_t;
+
+typedef enum eddy_trigger_kind {
+    EDDY_TRIGGER_DEFAULT,         /* the window kind's natural trigger */
+    EDDY_TRIGGER_EVENT_TIME,      /* fire when the watermark passes the end */
+    EDDY_TRIGGER_PROCESSING_TIME, /* fire when the clock passes the end */
+    EDDY_TRIGGER_COUNT            /* fire every trigger_count records */
+} eddy_trigger_kind_t;
+
+/**
+ * A window definition. Build it with eddy_window_tumbling() and friends,
+ * then adjust fields:
+ *
+ *     eddy_window_spec_t w = eddy_window_sliding(30000, 10000);
+ *     w.allowed_lateness_ms = 5000;
+ *     w.late_output = "late";       // late records to a side output
+ */
+typedef struct eddy_window_spec {
+    eddy_window_kind_t kind;
+    eddy_time_domain_t domain; /* event time (default) or processing time */
+    int64_t size_ms;           /* TUMBLING, SLIDING */
+    int64_t slide_ms;          /* SLIDING */
+    int64_t offset_ms;         /* TUMBLING, SLIDING: shifts window starts */
+    int64_t gap_ms;            /* SESSION */
+    uint64_t count;            /* COUNT_*: window size in records */
+    uint64_t count_slide;      /* COUNT_SLIDING */
+    eddy_trigger_kind_t trigger;
+    uint64_t trigger_count; /* EDDY_TRIGGER_COUNT */
+    bool purging;           /* clear the window's contents after each firing */
+    /* Event time: records up to this much behind the watermark still update
+     * their windows (a late firing emits the updated result). */
+    int64_t allowed_lateness_ms;
+    /* Records later than that go to this side output of the window
+     * operator, or are dropped and counted when NULL. */
+    const char *late_output;
+} eddy_window_spec_t;
+
+EDDY_EXPORT eddy_window_spec_t eddy_window_tumbling(int64_t size_ms);
+EDDY_EXPORT eddy_window_spec_t eddy_window_sliding(int64_t size_ms,
+                                                   int64_t slide_ms);
+EDDY_EXPORT eddy_window_spec_t eddy_window_session(int64_t gap_ms);
+EDDY_EXPORT eddy_window_spec_t eddy_window_global(void);
+EDDY_EXPORT eddy_window_spec_t eddy_window_count(uint64_t count);
+EDDY_EXPORT eddy_window_spec_t eddy_window_count_sliding(uint64_t count,
+                                                         uint64_t slide);
+
+/** A time window [start, end): its records have start <= ts < end. */
+typedef struct eddy_window {
+    int64_t start;
+    int64_t end;
+} eddy_window_t;
+
+/** @brief The window being emitted, inside window functions (aggregate
+ * result, reduce, process); NULL elsewhere. Count and global windows report
+ * start = INT64_MIN, end = INT64_MAX. */
+EDDY_EXPORT const eddy_window_t *eddy_ctx_window(const eddy_ctx_t *ctx);
+
+/** The records of a window, for process window functions. */
+typedef struct eddy_window_elements eddy_window_elements_t;
+/** @returns 1 with the next record of the window, 0 at the end. */
+EDDY_EXPORT int eddy_window_elements_next(eddy_window_elements_t *it,
+                                          eddy_record_t *rec);
+
+/** A process window function: sees all records of one key's window. */
+typedef int (*eddy_window_process_fn)(eddy_ctx_t *ctx,
+                                      const eddy_window_t *window,
+                                      eddy_window_elements_t *elements,
+                                      eddy_collector_t *out, void *opaque);
+
+/**
+ * Window operators on a keyed stream. Results are emitted when the trigger
+ * fires, as records with the key, the result value and the timestamp
+ * end - 1 (time windows). Reduce and aggregate keep one value per window
+ * (sliding windows share per-slice partial results); process keeps the
+ * records.
+ */
+EDDY_EXPORT eddy_stream_t *eddy_window_reduce(eddy_stream_t *keyed,
+                                              const eddy_window_spec_t *w,
+                                              eddy_reduce_fn fn, void *opaque);
+EDDY_EXPORT eddy_stream_t *eddy_window_aggregate(eddy_stream_t *keyed,
+                                                 const eddy_window_spec_t *w,
+                                                 const eddy_aggregate_t *agg);
+EDDY_EXPORT eddy_stream_t *eddy_window_process(eddy_stream_t *keyed,
+                                               const eddy_window_spec_t *w,
+                                               eddy_window_process_fn fn,
+                                               void *opaque);
+
+/** @brief Records a window operator dropped as late (no late output). */
+EDDY_EXPORT uint64_t eddy_late_records_dropped(eddy_stream_t *window_op);
+
+/* ------------------------------------------------------------------------ */
+/* Joins                                                                    */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * Join function: called for every matching pair (left from the first
+ * stream, right from the second, same key); emit results through `out`.
+ */
+typedef int (*eddy_join_fn)(eddy_ctx_t *ctx, const eddy_record_t *left,
+                            const eddy_record_t *right, eddy_collector_t *out,
+                            void *opaque);
+
+/**
+ * @brief Interval join of two keyed streams in event time: pairs with
+ * left.ts + lower_ms <= right.ts <= left.ts + upper_ms. State for a record is
+ * dropped once the watermark makes further matches impossible.
+ */
+EDDY_EXPORT eddy_stream_t *
+eddy_interval_join(eddy_stream_t *left, eddy_stream_t *right, int64_t lower_ms,
+                   int64_t upper_ms, eddy_join_fn fn, void *opaque);
+
+/**
+ * @brief Window join of two keyed streams: every pair of records with the
+ * same key in the same window (tumbling, sliding or session; event or
+ * processing time) is joined when the window fires.
+ */
+EDDY_EXPORT eddy_stream_t *eddy_window_join(eddy_stream_t *left,
+                                            eddy_stream_t *right,
+                                            const eddy_window_spec_t *w,
+                                            eddy_join_fn fn, void *opaque);
 
 /* ------------------------------------------------------------------------ */
 /* Operator settings (return their argument, so they can be nested)         */

@@ -187,14 +187,71 @@ static int max_add(eddy_ctx_t *ctx, void *acc, const eddy_record_t *in,
     return 0;
 }
 
-static const eddy_aggregate_t agg_count = {sizeof(int64_t), NULL, count_add,
-                                           i64_result, NULL};
-static const eddy_aggregate_t agg_sum = {sizeof(int64_t), NULL, sum_add,
-                                         i64_result, NULL};
-static const eddy_aggregate_t agg_min = {2 * sizeof(int64_t), NULL, min_add,
-                                         i64_result, NULL};
-static const eddy_aggregate_t agg_max = {2 * sizeof(int64_t), NULL, max_add,
-                                         i64_result, NULL};
+static int sum_merge(eddy_ctx_t *ctx, void *acc, const void *other,
+                     void *opaque)
+{
+    EDDY_UNUSED(ctx);
+    EDDY_UNUSED(opaque);
+    int64_t a, b;
+    memcpy(&a, acc, sizeof(a));
+    memcpy(&b, other, sizeof(b));
+    a = (int64_t)((uint64_t)a + (uint64_t)b);
+    memcpy(acc, &a, sizeof(a));
+    return 0;
+}
+
+static int extreme_merge(void *acc, const void *other, bool want_min)
+{
+    int64_t a[2], b[2];
+    memcpy(a, acc, sizeof(a));
+    memcpy(b, other, sizeof(b));
+    if (b[1] && (!a[1] || (want_min ? b[0] < a[0] : b[0] > a[0]))) {
+        memcpy(acc, b, sizeof(b));
+    }
+    return 0;
+}
+
+static int min_merge(eddy_ctx_t *ctx, void *acc, const void *other,
+                     void *opaque)
+{
+    EDDY_UNUSED(ctx);
+    EDDY_UNUSED(opaque);
+    return extreme_merge(acc, other, true);
+}
+
+static int max_merge(eddy_ctx_t *ctx, void *acc, const void *other,
+                     void *opaque)
+{
+    EDDY_UNUSED(ctx);
+    EDDY_UNUSED(opaque);
+    return extreme_merge(acc, other, false);
+}
+
+/* Count and sum merge the same way: add the int64 accumulators. */
+static const eddy_aggregate_t agg_count = {
+    .acc_size = sizeof(int64_t),
+    .add = count_add,
+    .result = i64_result,
+    .merge = sum_merge,
+};
+static const eddy_aggregate_t agg_sum = {
+    .acc_size = sizeof(int64_t),
+    .add = sum_add,
+    .result = i64_result,
+    .merge = sum_merge,
+};
+static const eddy_aggregate_t agg_min = {
+    .acc_size = 2 * sizeof(int64_t),
+    .add = min_add,
+    .result = i64_result,
+    .merge = min_merge,
+};
+static const eddy_aggregate_t agg_max = {
+    .acc_size = 2 * sizeof(int64_t),
+    .add = max_add,
+    .result = i64_result,
+    .merge = max_merge,
+};
 
 const eddy_aggregate_t *eddy_agg_count(void)
 {

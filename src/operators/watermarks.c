@@ -38,10 +38,10 @@ eddy_watermark_strategy_t eddy_watermarks_monotonous(void)
     return ws;
 }
 
-eddy_watermark_strategy_t eddy_watermarks_custom(eddy_wm_on_event_fn on_event,
-                                                 eddy_wm_on_periodic_fn periodic,
-                                                 size_t state_size,
-                                                 void *opaque)
+eddy_watermark_strategy_t
+eddy_watermarks_custom(eddy_wm_on_event_fn on_event,
+                       eddy_wm_on_periodic_fn periodic, size_t state_size,
+                       void *opaque)
 {
     eddy_watermark_strategy_t ws = eddy_watermarks_bounded(0);
     ws.kind = EDDY_WATERMARKS_CUSTOM;
@@ -56,9 +56,8 @@ static int64_t current(const eddy_watermark_strategy_t *ws,
                        const wm_state_t *st)
 {
     if (ws->kind == EDDY_WATERMARKS_CUSTOM) {
-        return ws->on_periodic != NULL
-                   ? ws->on_periodic(st->custom, ws->opaque)
-                   : EDDY_TS_NONE;
+        return ws->on_periodic != NULL ? ws->on_periodic(st->custom, ws->opaque)
+                                       : EDDY_TS_NONE;
     }
     if (st->max_ts == INT64_MIN) {
         return EDDY_TS_NONE;
@@ -192,9 +191,11 @@ eddy_stream_t *eddy_assign_timestamps(eddy_stream_t *in,
         eddy_env_fail(env, "eddy_assign_timestamps: no strategy given");
         return NULL;
     }
-    if (ws->kind == EDDY_WATERMARKS_BOUNDED && ws->max_out_of_orderness_ms < 0) {
-        eddy_env_fail(env, "eddy_assign_timestamps: the out-of-orderness bound "
-                           "must be >= 0 ms, got %lld",
+    if (ws->kind == EDDY_WATERMARKS_BOUNDED &&
+        ws->max_out_of_orderness_ms < 0) {
+        eddy_env_fail(env,
+                      "eddy_assign_timestamps: the out-of-orderness bound "
+                      "must be >= 0 ms, got %lld",
                       (long long)ws->max_out_of_orderness_ms);
         return NULL;
     }

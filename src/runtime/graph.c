@@ -242,6 +242,12 @@ eddy_stream_t *eddy__node_add(eddy_env_t *env, const eddy__op_class_t *cls,
     return s;
 }
 
+eddy_stream_t *eddy__node_virtual(eddy_env_t *env, eddy__node_kind_t kind,
+                                  eddy_stream_t *const *inputs, int ninputs)
+{
+    return node_new(env, kind, inputs, ninputs);
+}
+
 /* The environment of a possibly-NULL stream is unknown; builders that get a
  * NULL stream just propagate NULL (the error is already recorded). */
 eddy_env_t *eddy__stream_env(eddy_stream_t *s)

@@ -25,12 +25,24 @@ typedef struct vertex_rt {
     int nin;              /* channels per gate */
 } vertex_rt_t;
 
+static int null_emit(void *target, const eddy_record_t *rec)
+{
+    EDDY_UNUSED(target);
+    EDDY_UNUSED(rec);
+    return 0;
+}
+
+/* A collector feeding several targets. */
+typedef struct fanout {
+    int fo_n;
+    eddy_collector_t fo_c[];
+} fanout_t;
+
 static int fanout_emit(void *target, const eddy_record_t *rec)
 {
-    eddy__op_t *op = target;
-    for (int i = 0; i < op->op_nfanout; i++) {
-        eddy_collector_t *c = &op->op_fanout[i];
-        int rc = c->co_fn(c->co_target, rec);
+    fanout_t *fo = target;
+    for (int i = 0; i < fo->fo_n; i++) {
+        int rc = fo->fo_c[i].co_fn(fo->fo_c[i].co_target, rec);
         if (rc != 0) {
             return rc;
         }
@@ -38,11 +50,34 @@ static int fanout_emit(void *target, const eddy_record_t *rec)
     return 0;
 }
 
-static int null_emit(void *target, const eddy_record_t *rec)
+/* The collector of one output (tag) of an operator: direct when it has one
+ * target (one indirect call per record), a fan-out when several, a no-op
+ * when none. */
+static eddy_collector_t make_collector(eddy__op_t *op, int tag)
 {
-    EDDY_UNUSED(target);
-    EDDY_UNUSED(rec);
-    return 0;
+    int n = 0, last = -1;
+    for (int i = 0; i < op->op_nfanout; i++) {
+        if (op->op_fanout_tag[i] == tag) {
+            n++;
+            last = i;
+        }
+    }
+    if (n == 0) {
+        return (eddy_collector_t){null_emit, NULL};
+    }
+    if (n == 1) {
+        return op->op_fanout[last];
+    }
+    fanout_t *fo = eddy__calloc(1, sizeof(*fo) + sizeof(eddy_collector_t) * n);
+    for (int i = 0; i < op->op_nfanout; i++) {
+        if (op->op_fanout_tag[i] == tag) {
+            fo->fo_c[fo->fo_n++] = op->op_fanout[i];
+        }
+    }
+    op->op_fanouts =
+        eddy__realloc(op->op_fanouts, sizeof(void *) * (op->op_nfanouts + 1));
+    op->op_fanouts[op->op_nfanouts++] = fo;
+    return (eddy_collector_t){fanout_emit, fo};
 }
 
 static eddy__op_t *op_new(eddy__task_t *t, eddy_stream_t *node)
@@ -70,16 +105,25 @@ static void op_destroy(eddy__op_t *op)
     free(op->op_ctx.cx_scratch.sc_base);
     eddy__arena_close(&op->op_ctx.cx_scratch.sc_overflow);
     free(op->op_fanout);
+    free(op->op_fanout_tag);
+    for (int i = 0; i < op->op_nfanouts; i++) {
+        free(op->op_fanouts[i]);
+    }
+    free(op->op_fanouts);
+    free(op->op_side);
     free(op->op_succ);
     free(op->op_writers);
     free(op);
 }
 
-static void add_target(eddy__op_t *op, int (*fn)(void *, const eddy_record_t *),
-                       void *target)
+static void add_target(eddy__op_t *op, int tag,
+                       int (*fn)(void *, const eddy_record_t *), void *target)
 {
     op->op_fanout = eddy__realloc(op->op_fanout, sizeof(eddy_collector_t) *
                                                      (op->op_nfanout + 1));
+    op->op_fanout_tag =
+        eddy__realloc(op->op_fanout_tag, sizeof(int) * (op->op_nfanout + 1));
+    op->op_fanout_tag[op->op_nfanout] = tag;
     op->op_fanout[op->op_nfanout++] = (eddy_collector_t){fn, target};
 }
 
@@ -240,7 +284,7 @@ int eddy__local_run(eddy_env_t *env, eddy__plan_t *pl, eddy_error_t *err)
             for (int s = 0; s < svx->vx_parallelism; s++) {
                 eddy__task_t *t = vrt[sv].tasks[s];
                 eddy__op_t *src = t->t_ops[sidx], *dst = t->t_ops[didx];
-                add_target(src, dst->op_class->oc_process, dst);
+                add_target(src, ed->ed_tag, dst->op_class->oc_process, dst);
                 src->op_succ = eddy__realloc(
                     src->op_succ, sizeof(void *) * (src->op_nsucc + 1));
                 src->op_succ[src->op_nsucc++] = dst;
@@ -269,7 +313,7 @@ int eddy__local_run(eddy_env_t *env, eddy__plan_t *pl, eddy_error_t *err)
             t->t_writers = eddy__realloc(t->t_writers,
                                          sizeof(void *) * (t->t_nwriters + 1));
             t->t_writers[t->t_nwriters++] = wr;
-            add_target(t->t_ops[sidx], eddy__writer_emit, wr);
+            add_target(t->t_ops[sidx], ed->ed_tag, eddy__writer_emit, wr);
             eddy__op_t *src = t->t_ops[sidx];
             src->op_writers = eddy__realloc(
                 src->op_writers, sizeof(void *) * (src->op_nwriters + 1));
@@ -280,10 +324,14 @@ int eddy__local_run(eddy_env_t *env, eddy__plan_t *pl, eddy_error_t *err)
         eddy__task_t *t = job.j_tasks[i];
         for (int k = 0; k < t->t_nops; k++) {
             eddy__op_t *op = t->t_ops[k];
-            if (op->op_nfanout == 1) {
-                op->op_out = op->op_fanout[0];
-            } else if (op->op_nfanout > 1) {
-                op->op_out = (eddy_collector_t){fanout_emit, op};
+            op->op_out = make_collector(op, 0);
+            int ntags = op->op_node->s_ntags;
+            if (ntags > 0) {
+                op->op_side = eddy__calloc((size_t)ntags, sizeof(*op->op_side));
+                op->op_nside = ntags;
+                for (int g = 0; g < ntags; g++) {
+                    op->op_side[g] = make_collector(op, g + 1);
+                }
             }
         }
     }

@@ -42,7 +42,18 @@ typedef struct edge_list {
 static void expand(eddy_stream_t *in, int part, int dst, int port,
                    edge_list_t *out)
 {
+    int tag = 0;
+    if (in->s_kind == EDDY__NODE_SIDE) {
+        tag = in->s_tag + 1;
+        in = in->s_inputs[0];
+        /* A keyed operator's side output is not keyed. */
+        if (part == EDDY__PART_DEFAULT && in->s_keyed_out) {
+            part = EDDY__PART_REBALANCE;
+        }
+    }
     switch (in->s_kind) {
+    case EDDY__NODE_SIDE:
+        return; /* the builder never nests side outputs */
     case EDDY__NODE_UNION:
         for (int i = 0; i < in->s_ninputs; i++) {
             expand(in->s_inputs[i], part, dst, port, out);
@@ -61,6 +72,7 @@ static void expand(eddy_stream_t *in, int part, int dst, int port,
         out->v[out->n++] = (eddy__edge_t){.ed_src = in->s_id,
                                           .ed_dst = dst,
                                           .ed_port = port,
+                                          .ed_tag = tag,
                                           .ed_part = part,
                                           .ed_chained = false};
         return;

@@ -28,6 +28,7 @@
 #include "runtime/buffer.h"
 #include "runtime/channel.h"
 #include "runtime/serializer.h"
+#include "state/state.h"
 
 typedef struct eddy__op eddy__op_t;
 typedef struct eddy__task eddy__task_t;
@@ -89,9 +90,10 @@ typedef struct eddy__op_class {
 /* ---- logical graph ---- */
 
 typedef enum eddy__node_kind {
-    EDDY__NODE_OPERATOR, /* physical: runs s_class */
-    EDDY__NODE_UNION,    /* virtual: merges s_inputs */
-    EDDY__NODE_PARTITION /* virtual: imposes s_partitioner on its input */
+    EDDY__NODE_OPERATOR,  /* physical: runs s_class */
+    EDDY__NODE_UNION,     /* virtual: merges s_inputs */
+    EDDY__NODE_PARTITION, /* virtual: imposes s_partitioner on its input */
+    EDDY__NODE_SIDE       /* virtual: side output s_tag of s_inputs[0] */
 } eddy__node_kind_t;
 
 struct eddy_stream_s {
@@ -111,6 +113,13 @@ struct eddy_stream_s {
     void (*s_fn)(void);
     void *s_opaque;
     void *s_config;
+    /* Keyed state declared with eddy_declare_state (in env arena). */
+    eddy_state_desc_t *s_states;
+    int s_nstates;
+    /* Side output names (operators) / the side output (EDDY__NODE_SIDE). */
+    char **s_tags;
+    int s_ntags;
+    int s_tag;
 };
 
 struct eddy_env_s {
@@ -136,6 +145,9 @@ struct eddy_env_s {
 eddy_stream_t *eddy__node_add(eddy_env_t *env, const eddy__op_class_t *cls,
                               eddy_stream_t *const *inputs, int ninputs);
 eddy_env_t *eddy__stream_env(eddy_stream_t *s);
+/* Adds a virtual node (union, partition, side output). */
+eddy_stream_t *eddy__node_virtual(eddy_env_t *env, eddy__node_kind_t kind,
+                                  eddy_stream_t *const *inputs, int ninputs);
 
 /* ---- plan ---- */
 
@@ -143,6 +155,7 @@ typedef struct eddy__edge {
     int ed_src;  /* node id */
     int ed_dst;  /* node id */
     int ed_port; /* input of the destination: 0, or 1 (two-input) */
+    int ed_tag;  /* output of the source: 0 main, k = side output k-1 */
     int ed_part;
     bool ed_chained;
 } eddy__edge_t;
@@ -198,6 +211,13 @@ struct eddy_ctx_s {
     int cx_parallelism;
     const char *cx_name;
     eddy__scratch_t cx_scratch;
+    /* Keyed operators: state, timers and the key being processed. */
+    struct eddy__kstate *cx_state;
+    struct eddy__timers *cx_timers;
+    eddy__skey_t cx_key;
+    bool cx_has_key;
+    /* Window operators: the window being emitted (eddy_ctx_window). */
+    const eddy_window_t *cx_window;
 };
 
 struct eddy_collector_s {
@@ -211,8 +231,13 @@ struct eddy__op {
     const eddy_stream_t *op_node;
     eddy__task_t *op_task;
     eddy_collector_t op_out;     /* downstream: chained ops and/or writers */
-    eddy_collector_t *op_fanout; /* targets when more than one */
+    eddy_collector_t *op_fanout; /* wiring: every target, with its tag */
+    int *op_fanout_tag;
     int op_nfanout;
+    void **op_fanouts; /* fan-out lists built for the collectors */
+    int op_nfanouts;
+    eddy_collector_t *op_side; /* per side output (tags 1..n) */
+    int op_nside;
     void *op_data;        /* class instance state */
     eddy__op_t **op_succ; /* chained successors (events go there too) */
     int op_nsucc;
@@ -352,6 +377,8 @@ int eddy__local_run(eddy_env_t *env, eddy__plan_t *plan, eddy_error_t *err);
 
 extern const eddy__op_class_t eddy__map_class;
 extern const eddy__op_class_t eddy__assign_timestamps_class;
+extern const eddy__op_class_t eddy__process_class;
+extern const eddy__op_class_t eddy__co_process_class;
 extern const eddy__op_class_t eddy__filter_class;
 extern const eddy__op_class_t eddy__flat_map_class;
 extern const eddy__op_class_t eddy__key_by_class;

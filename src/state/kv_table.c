@@ -7,11 +7,45 @@
 #include "state/kv_table.h"
 
 #define INITIAL_CAPACITY 1024
+#define MIN_CHUNK 64
+#define MAX_CHUNK (256 * 1024)
+
+/* Arena bytes of an entry's allocation (key, then value capacity), rounded
+ * the way eddy__arena_alloc rounds. */
+#define ENTRY_BYTES(e)                                                         \
+    ((((size_t)(e)->kv_klen + (e)->kv_vcap) + 7) & ~(size_t)7)
 
 void eddy__kv_init(eddy__kv_table_t *kt)
 {
     memset(kt, 0, sizeof(*kt));
-    eddy__arena_init(&kt->kt_arena, 256 * 1024);
+    kt->kt_init_cap = INITIAL_CAPACITY;
+    eddy__arena_init(&kt->kt_arena, MAX_CHUNK);
+}
+
+void eddy__kv_init_sized(eddy__kv_table_t *kt, size_t slots, size_t chunk)
+{
+    memset(kt, 0, sizeof(*kt));
+    size_t cap = 2;
+    while (cap < slots) {
+        cap *= 2;
+    }
+    kt->kt_init_cap = cap;
+    chunk = (chunk + 7) & ~(size_t)7;
+    eddy__arena_init(&kt->kt_arena,
+                     EDDY_MAX(MIN_CHUNK, EDDY_MIN(chunk, MAX_CHUNK)));
+}
+
+/* Arena allocation for entries. Small tables start with small chunks and
+ * double them as the arena fills, so a table costs memory in proportion to
+ * its contents; tables from eddy__kv_init start at the maximum. */
+static void *kv_alloc(eddy__kv_table_t *kt, size_t size)
+{
+    eddy__arena_t *ar = &kt->kt_arena;
+    if (EDDY_UNLIKELY(ar->ar_chunk_size < MAX_CHUNK &&
+                      ar->ar_bytes >= ar->ar_chunk_size * 2)) {
+        ar->ar_chunk_size = EDDY_MIN(ar->ar_chunk_size * 2, MAX_CHUNK);
+    }
+    return eddy__arena_alloc(ar, size);
 }
 
 void eddy__kv_close(eddy__kv_table_t *kt)
@@ -23,7 +57,9 @@ void eddy__kv_close(eddy__kv_table_t *kt)
 
 static int resize(eddy__kv_table_t *kt)
 {
-    size_t ncap = kt->kt_slots ? (kt->kt_mask + 1) * 2 : INITIAL_CAPACITY;
+    size_t ncap = kt->kt_slots      ? (kt->kt_mask + 1) * 2
+                  : kt->kt_init_cap ? kt->kt_init_cap
+                                    : INITIAL_CAPACITY;
     eddy__kv_entry_t *ns = calloc(ncap, sizeof(*ns));
     if (ns == NULL) {
         return EDDY_ERR_NOMEM;
@@ -124,7 +160,7 @@ eddy__kv_entry_t *eddy__kv_upsert(eddy__kv_table_t *kt, uint64_t hash,
     if (klen > UINT32_MAX || vcap > UINT32_MAX) {
         return NULL;
     }
-    unsigned char *data = eddy__arena_alloc(&kt->kt_arena, klen + vcap);
+    unsigned char *data = kv_alloc(kt, klen + vcap);
     if (data == NULL) {
         return NULL;
     }
@@ -141,6 +177,28 @@ eddy__kv_entry_t *eddy__kv_upsert(eddy__kv_table_t *kt, uint64_t hash,
     return e;
 }
 
+/* Moves an entry's bytes to fresh arena space with room for a value of
+ * `vlen` bytes plus headroom to grow, keeping the key and the first `keep`
+ * value bytes. */
+static int move_entry(eddy__kv_table_t *kt, eddy__kv_entry_t *e, size_t vlen,
+                      size_t keep)
+{
+    size_t limit = UINT32_MAX - e->kv_klen;
+    size_t cap = vlen < 64 ? 64 : vlen + vlen / 2;
+    if (cap > limit) {
+        cap = limit;
+    }
+    unsigned char *data = kv_alloc(kt, e->kv_klen + cap);
+    if (data == NULL) {
+        return EDDY_ERR_NOMEM;
+    }
+    memcpy(data, e->kv_data, e->kv_klen + keep);
+    kt->kt_dead += ENTRY_BYTES(e);
+    e->kv_data = data;
+    e->kv_vcap = (uint32_t)cap;
+    return 0;
+}
+
 int eddy__kv_set_value(eddy__kv_table_t *kt, eddy__kv_entry_t *e,
                        const void *value, size_t vlen)
 {
@@ -148,21 +206,127 @@ int eddy__kv_set_value(eddy__kv_table_t *kt, eddy__kv_entry_t *e,
         return EDDY_ERR_INVALID;
     }
     if (vlen > e->kv_vcap) {
-        /* Move key and value to a bigger home; leave headroom to grow. */
-        size_t cap = vlen < 64 ? 64 : vlen + vlen / 2;
-        unsigned char *data =
-            eddy__arena_alloc(&kt->kt_arena, e->kv_klen + cap);
-        if (data == NULL) {
-            return EDDY_ERR_NOMEM;
+        /* Move key and value to a bigger home; leave headroom to grow. The
+         * old bytes stay valid, so `value` may point into them. */
+        int rc = move_entry(kt, e, vlen, 0);
+        if (rc != 0) {
+            return rc;
         }
-        memcpy(data, e->kv_data, e->kv_klen);
-        e->kv_data = data;
-        e->kv_vcap = (uint32_t)cap;
     }
     /* memmove: the new value may be computed from the old one in place. */
     if (vlen > 0) { /* an empty value may be NULL */
         memmove(e->kv_data + e->kv_klen, value, vlen);
     }
     e->kv_vlen = (uint32_t)vlen;
+    return 0;
+}
+
+unsigned char *eddy__kv_reserve_value(eddy__kv_table_t *kt, eddy__kv_entry_t *e,
+                                      size_t vlen)
+{
+    if (vlen > UINT32_MAX - e->kv_klen) {
+        return NULL;
+    }
+    if (vlen > e->kv_vcap &&
+        move_entry(kt, e, vlen, EDDY_MIN(vlen, e->kv_vlen)) != 0) {
+        return NULL;
+    }
+    e->kv_vlen = (uint32_t)vlen;
+    return e->kv_data + e->kv_klen;
+}
+
+void eddy__kv_remove_entry(eddy__kv_table_t *kt, eddy__kv_entry_t *e)
+{
+    eddy__kv_entry_t *slots = kt->kt_slots;
+    size_t mask = kt->kt_mask;
+    size_t hole = (size_t)(e - slots);
+    kt->kt_dead += ENTRY_BYTES(e);
+    kt->kt_count--;
+    /* Backward shift: walk the probe run after the hole. An entry may fill
+     * the hole unless its home slot lies cyclically in (hole, j], i.e. unless
+     * it is closer to its home than the hole is; moving it leaves a new hole
+     * at j. The run ends at the first empty slot. */
+    for (size_t j = (hole + 1) & mask; slots[j].kv_data != NULL;
+         j = (j + 1) & mask) {
+        size_t home = slots[j].kv_hash & mask;
+        if (((j - home) & mask) >= ((j - hole) & mask)) {
+            slots[hole] = slots[j];
+            hole = j;
+        }
+    }
+    memset(&slots[hole], 0, sizeof(slots[hole]));
+}
+
+int eddy__kv_remove(eddy__kv_table_t *kt, uint64_t hash, const void *key,
+                    size_t klen)
+{
+    eddy__kv_entry_t *e = eddy__kv_find(kt, hash, key, klen);
+    if (e == NULL) {
+        return 0;
+    }
+    eddy__kv_remove_entry(kt, e);
+    return 1;
+}
+
+int eddy__kv_compact(eddy__kv_table_t *kt)
+{
+    size_t chunk = kt->kt_arena.ar_chunk_size;
+    if (kt->kt_count == 0) {
+        free(kt->kt_slots);
+        kt->kt_slots = NULL;
+        kt->kt_mask = 0;
+        kt->kt_dead = 0;
+        eddy__arena_close(&kt->kt_arena);
+        eddy__arena_init(&kt->kt_arena, chunk);
+        return 0;
+    }
+    size_t cap = kt->kt_init_cap ? kt->kt_init_cap : INITIAL_CAPACITY;
+    while (cap < kt->kt_count * 4) {
+        cap *= 2;
+    }
+    cap = EDDY_MIN(cap, kt->kt_mask + 1);
+    eddy__kv_entry_t *ns = calloc(cap, sizeof(*ns));
+    if (ns == NULL) {
+        return EDDY_ERR_NOMEM;
+    }
+    /* One first chunk holds every live byte (live <= arena bytes - dead, as
+     * a value never uses more than its capacity). */
+    size_t live = kt->kt_arena.ar_bytes - kt->kt_dead;
+    eddy__arena_t na;
+    eddy__arena_init(&na, EDDY_MAX(live, MIN_CHUNK));
+    size_t nmask = cap - 1;
+    for (size_t i = 0; i <= kt->kt_mask; i++) {
+        eddy__kv_entry_t *e = &kt->kt_slots[i];
+        if (e->kv_data == NULL) {
+            continue;
+        }
+        size_t n = (size_t)e->kv_klen + e->kv_vlen;
+        unsigned char *data = eddy__arena_alloc(&na, n);
+        if (data == NULL) {
+            free(ns);
+            eddy__arena_close(&na);
+            return EDDY_ERR_NOMEM;
+        }
+        if (n > 0) {
+            memcpy(data, e->kv_data, n);
+        }
+        size_t j = e->kv_hash & nmask;
+        while (ns[j].kv_data != NULL) {
+            j = (j + 1) & nmask;
+        }
+        ns[j] = *e;
+        ns[j].kv_data = data;
+        ns[j].kv_vcap = e->kv_vlen;
+    }
+    /* Later chunks grow in proportion to the table again (kv_alloc), from
+     * at most the chunk size it had. */
+    na.ar_chunk_size =
+        EDDY_MIN(chunk, EDDY_MAX(MIN_CHUNK, (live / 2 + 7) & ~(size_t)7));
+    free(kt->kt_slots);
+    eddy__arena_close(&kt->kt_arena);
+    kt->kt_slots = ns;
+    kt->kt_mask = nmask;
+    kt->kt_arena = na;
+    kt->kt_dead = 0;
     return 0;
 }

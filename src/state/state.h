@@ -56,7 +56,7 @@ typedef struct eddy__kstate_ops {
     void (*ko_destroy)(eddy__kstate_t *ks);
 
     /* VALUE, REDUCING, AGGREGATING: one byte string per (key, ns).
-     * get returns 1 and sets *v/*len if present, 0 if absent. */
+     * get returns 1 and sets *v and *len if present, 0 if absent. */
     int (*ko_get)(eddy__kstate_t *ks, int sid, const eddy__skey_t *k,
                   const void **v, size_t *len);
     int (*ko_put)(eddy__kstate_t *ks, int sid, const eddy__skey_t *k,
@@ -70,13 +70,12 @@ typedef struct eddy__kstate_ops {
     /* Starts iterating; returns 1 if the list exists (non-empty), else 0. */
     int (*ko_list_iter)(eddy__kstate_t *ks, int sid, const eddy__skey_t *k,
                         eddy__siter_t *it);
-    /* Next element: 1 with *v/*len, 0 at the end. */
+    /* Next element: 1 with *v and *len, 0 at the end. */
     int (*ko_list_next)(eddy__siter_t *it, const void **v, size_t *len);
 
     /* MAP: user key → value within (key, ns). */
     int (*ko_map_put)(eddy__kstate_t *ks, int sid, const eddy__skey_t *k,
-                      const void *uk, size_t uklen, const void *v,
-                      size_t vlen);
+                      const void *uk, size_t uklen, const void *v, size_t vlen);
     int (*ko_map_get)(eddy__kstate_t *ks, int sid, const eddy__skey_t *k,
                       const void *uk, size_t uklen, const void **v,
                       size_t *vlen);
@@ -103,7 +102,7 @@ typedef struct eddy__kstate_ops {
 /* Declared states, as the backend needs them. */
 typedef struct eddy__state_spec {
     const char *ss_name;
-    int ss_kind;      /* eddy_state_kind_t */
+    int ss_kind;       /* eddy_state_kind_t */
     int64_t ss_ttl_ms; /* 0 = no TTL */
 } eddy__state_spec_t;
 

@@ -307,6 +307,304 @@ static void test_large_keys(void **state)
     eddy__kv_close(&kt);
 }
 
+/* ---- removal, compaction, sized tables ---- */
+
+static void test_remove_basic(void **state)
+{
+    (void)state;
+    eddy__kv_table_t kt;
+    eddy__kv_init(&kt);
+    /* Removing from a table that never held anything. */
+    assert_int_equal(eddy__kv_remove(&kt, h("a", 1), "a", 1), 0);
+    put(&kt, "a", "1", 1, true);
+    put(&kt, "b", "2", 1, true);
+    put(&kt, "c", "3", 1, true);
+    assert_int_equal(eddy__kv_remove(&kt, h("b", 1), "b", 1), 1);
+    assert_int_equal(kt.kt_count, 2);
+    assert_null(get(&kt, "b"));
+    assert_non_null(get(&kt, "a"));
+    assert_non_null(get(&kt, "c"));
+    /* Twice, and an absent key, and the same bytes under another hash. */
+    assert_int_equal(eddy__kv_remove(&kt, h("b", 1), "b", 1), 0);
+    assert_int_equal(eddy__kv_remove(&kt, h("zz", 2), "zz", 2), 0);
+    assert_int_equal(eddy__kv_remove(&kt, h("a", 1) + 1, "a", 1), 0);
+    assert_int_equal(kt.kt_count, 2);
+    /* The removed entry's bytes are dead arena bytes now. */
+    assert_int_equal(kt.kt_dead, 16); /* key 1 + vcap 8, rounded to 8 */
+    /* Re-inserting creates a fresh entry. */
+    eddy__kv_entry_t *e = put(&kt, "b", "22", 2, true);
+    TU_ASSERT_BYTES(eddy__kv_value(e), e->kv_vlen, "22", 2);
+    /* Removal through an entry pointer. */
+    eddy__kv_remove_entry(&kt, get(&kt, "a"));
+    assert_null(get(&kt, "a"));
+    assert_int_equal(kt.kt_count, 2);
+    eddy__kv_close(&kt);
+}
+
+/* Hash with a chosen home slot (low bits) and distinct high bits. */
+static uint64_t homed(uint32_t id, size_t home)
+{
+    return (uint64_t)(id + 1) << 32 | home;
+}
+
+static void test_remove_backward_shift(void **state)
+{
+    (void)state;
+    /* A table of 16 slots; runs that wrap around the end and mix entries
+     * of different homes, removed in every order: after each removal the
+     * other entries must still be found, with no tombstones left (a
+     * lookup of an absent key ends at the first empty slot). */
+    enum { N = 7 };
+    static const size_t homes[N] = {14, 14, 15, 0, 14, 1, 15};
+    int order[N];
+    for (int perm = 0; perm < 200; perm++) {
+        uint64_t seed = (uint64_t)perm + 1;
+        for (int i = 0; i < N; i++) {
+            order[i] = i;
+        }
+        for (int i = N - 1; i > 0; i--) {
+            int j = (int)(tu_rand(&seed) % (uint64_t)(i + 1));
+            int t = order[i];
+            order[i] = order[j];
+            order[j] = t;
+        }
+        eddy__kv_table_t kt;
+        eddy__kv_init_sized(&kt, 16, 64);
+        for (uint32_t i = 0; i < N; i++) {
+            bool created;
+            assert_non_null(eddy__kv_upsert(&kt, homed(i, homes[i]), &i,
+                                            sizeof(i), 0, &created));
+            assert_true(created);
+        }
+        assert_int_equal(kt.kt_mask, 15);
+        bool gone[N] = {false};
+        for (int r = 0; r < N; r++) {
+            uint32_t victim = (uint32_t)order[r];
+            assert_int_equal(eddy__kv_remove(&kt, homed(victim, homes[victim]),
+                                             &victim, sizeof(victim)),
+                             1);
+            gone[victim] = true;
+            size_t used = 0;
+            for (size_t s = 0; s <= kt.kt_mask; s++) {
+                used += kt.kt_slots[s].kv_data != NULL;
+            }
+            assert_int_equal(used, kt.kt_count);
+            for (uint32_t i = 0; i < N; i++) {
+                eddy__kv_entry_t *e =
+                    eddy__kv_find(&kt, homed(i, homes[i]), &i, sizeof(i));
+                if (gone[i]) {
+                    assert_null(e);
+                } else if (e == NULL) {
+                    fail_msg("perm %d: entry %u lost after removing %u", perm,
+                             i, victim);
+                }
+                /* Every entry sits within its probe run: no empty slot
+                 * between its home and its position. */
+                if (e != NULL) {
+                    for (size_t s = homes[i]; &kt.kt_slots[s] != e;
+                         s = (s + 1) & kt.kt_mask) {
+                        assert_non_null(kt.kt_slots[s].kv_data);
+                    }
+                }
+            }
+        }
+        assert_int_equal(kt.kt_count, 0);
+        eddy__kv_close(&kt);
+    }
+}
+
+static void test_remove_random_against_model(void **state)
+{
+    (void)state;
+    /* Inserts and removals of keys from a small universe whose hashes
+     * crowd a few home slots, checked against a presence array. */
+    enum { U = 3000, OPS = 200000 };
+    static bool present[U];
+    memset(present, 0, sizeof(present));
+    eddy__kv_table_t kt;
+    eddy__kv_init_sized(&kt, 4, 64);
+    uint64_t seed = 99;
+    size_t count = 0;
+    for (int op = 0; op < OPS; op++) {
+        uint32_t k = (uint32_t)(tu_rand(&seed) % U);
+        uint64_t hash = homed(k, k % 37); /* clustered low bits */
+        if (tu_rand(&seed) % 2 == 0) {
+            bool created;
+            eddy__kv_entry_t *e =
+                eddy__kv_upsert(&kt, hash, &k, sizeof(k), 0, &created);
+            assert_non_null(e);
+            assert_int_equal(created, !present[k]);
+            assert_int_equal(eddy__kv_set_value(&kt, e, &k, sizeof(k)), 0);
+            count += !present[k];
+            present[k] = true;
+        } else {
+            assert_int_equal(eddy__kv_remove(&kt, hash, &k, sizeof(k)),
+                             present[k]);
+            count -= present[k];
+            present[k] = false;
+        }
+        assert_int_equal(kt.kt_count, count);
+        if (op % 20000 == 19999) {
+            for (uint32_t i = 0; i < U; i++) {
+                eddy__kv_entry_t *e =
+                    eddy__kv_find(&kt, homed(i, i % 37), &i, sizeof(i));
+                assert_int_equal(e != NULL, present[i]);
+                if (e != NULL) {
+                    uint32_t v;
+                    memcpy(&v, eddy__kv_value(e), sizeof(v));
+                    assert_int_equal(v, i);
+                }
+            }
+        }
+    }
+    eddy__kv_close(&kt);
+}
+
+static void test_compact(void **state)
+{
+    (void)state;
+    enum { N = 20000 };
+    eddy__kv_table_t kt;
+    eddy__kv_init(&kt);
+    char key[32];
+    char val[100];
+    memset(val, 'v', sizeof(val));
+    for (int i = 0; i < N; i++) {
+        snprintf(key, sizeof(key), "c%d", i);
+        put(&kt, key, val, 1 + (size_t)i % 50, true);
+    }
+    /* Growing values move them: the old space counts as dead. */
+    size_t dead0 = kt.kt_dead;
+    eddy__kv_entry_t *e = get(&kt, "c7");
+    assert_int_equal(eddy__kv_set_value(&kt, e, val, 100), 0);
+    assert_true(kt.kt_dead > dead0);
+    for (int i = 0; i < N; i++) {
+        if (i % 8 != 0) {
+            snprintf(key, sizeof(key), "c%d", i);
+            assert_int_equal(
+                eddy__kv_remove(&kt, h(key, strlen(key)), key, strlen(key)), 1);
+        }
+    }
+    size_t cap = kt.kt_mask + 1;
+    size_t arena = kt.kt_arena.ar_bytes;
+    assert_true(kt.kt_dead > arena / 2);
+    assert_int_equal(eddy__kv_compact(&kt), 0);
+    assert_int_equal(kt.kt_dead, 0);
+    assert_true(kt.kt_arena.ar_bytes <= arena - kt.kt_dead);
+    assert_true(kt.kt_arena.ar_bytes < arena / 4);
+    assert_true(kt.kt_mask + 1 < cap);
+    assert_true(kt.kt_count * 4 <= kt.kt_mask + 1);
+    assert_int_equal(kt.kt_count, N / 8);
+    for (int i = 0; i < N; i++) {
+        snprintf(key, sizeof(key), "c%d", i);
+        e = get(&kt, key);
+        if (i % 8 != 0) {
+            assert_null(e);
+            continue;
+        }
+        assert_non_null(e);
+        TU_ASSERT_BYTES(e->kv_data, e->kv_klen, key, strlen(key));
+        TU_ASSERT_BYTES(eddy__kv_value(e), e->kv_vlen, val, 1 + (size_t)i % 50);
+        assert_int_equal(e->kv_vcap, e->kv_vlen);
+    }
+    /* The table keeps working: grow a value, insert more. */
+    e = get(&kt, "c8");
+    assert_int_equal(eddy__kv_set_value(&kt, e, val, sizeof(val)), 0);
+    put(&kt, "new", "n", 1, true);
+    e = get(&kt, "c8");
+    TU_ASSERT_BYTES(eddy__kv_value(e), e->kv_vlen, val, sizeof(val));
+    /* Compacting a table that never shrinks below its initial size. */
+    eddy__kv_table_t small;
+    eddy__kv_init(&small);
+    put(&small, "x", "y", 1, true);
+    assert_int_equal(eddy__kv_compact(&small), 0);
+    assert_int_equal(small.kt_mask + 1, 1024);
+    e = get(&small, "x");
+    TU_ASSERT_BYTES(eddy__kv_value(e), e->kv_vlen, "y", 1);
+    /* ... nor grows: a table at load 0.4 keeps its slot array. */
+    eddy__kv_table_t busy;
+    eddy__kv_init(&busy);
+    for (int i = 0; i < 400; i++) {
+        snprintf(key, sizeof(key), "b%d", i);
+        put(&busy, key, "v", 1, true);
+    }
+    assert_int_equal(busy.kt_mask + 1, 1024);
+    assert_int_equal(eddy__kv_compact(&busy), 0);
+    assert_int_equal(busy.kt_mask + 1, 1024);
+    for (int i = 0; i < 400; i++) {
+        snprintf(key, sizeof(key), "b%d", i);
+        assert_non_null(get(&busy, key));
+    }
+    eddy__kv_close(&busy);
+    /* An emptied table gives everything back and can be reused. */
+    assert_int_equal(eddy__kv_remove(&small, h("x", 1), "x", 1), 1);
+    assert_int_equal(eddy__kv_compact(&small), 0);
+    assert_null(small.kt_slots);
+    assert_int_equal(small.kt_arena.ar_bytes, 0);
+    assert_null(get(&small, "x"));
+    put(&small, "x", "z", 1, true);
+    e = get(&small, "x");
+    TU_ASSERT_BYTES(eddy__kv_value(e), e->kv_vlen, "z", 1);
+    eddy__kv_close(&small);
+    eddy__kv_close(&kt);
+}
+
+static void test_reserve_value(void **state)
+{
+    (void)state;
+    eddy__kv_table_t kt;
+    eddy__kv_init(&kt);
+    eddy__kv_entry_t *e = put(&kt, "r", "abcdef", 6, true);
+    assert_int_equal(e->kv_vcap, 8);
+    /* Within capacity: in place. */
+    unsigned char *p = eddy__kv_reserve_value(&kt, e, 8);
+    assert_ptr_equal(p, eddy__kv_value(e));
+    assert_int_equal(e->kv_vlen, 8);
+    assert_memory_equal(p, "abcdef", 6);
+    assert_int_equal(kt.kt_dead, 0);
+    /* Beyond: moves, keeping the key and the value's prefix. */
+    unsigned char *q = eddy__kv_reserve_value(&kt, e, 1000);
+    assert_non_null(q);
+    assert_ptr_not_equal(q, p);
+    assert_int_equal(e->kv_vlen, 1000);
+    assert_true(e->kv_vcap >= 1000);
+    assert_memory_equal(q, "abcdef", 6);
+    TU_ASSERT_BYTES(e->kv_data, e->kv_klen, "r", 1);
+    assert_int_equal(kt.kt_dead, 16);
+    /* Shrinking keeps the prefix in place. */
+    assert_ptr_equal(eddy__kv_reserve_value(&kt, e, 3), q);
+    assert_int_equal(e->kv_vlen, 3);
+    assert_memory_equal(eddy__kv_value(e), "abc", 3);
+    /* Too large for an entry. */
+    assert_null(eddy__kv_reserve_value(&kt, e, (size_t)UINT32_MAX));
+    assert_int_equal(e->kv_vlen, 3);
+    eddy__kv_close(&kt);
+}
+
+static void test_init_sized(void **state)
+{
+    (void)state;
+    eddy__kv_table_t kt;
+    eddy__kv_init_sized(&kt, 5, 100); /* rounds up to 8 slots */
+    assert_int_equal(kt.kt_count, 0);
+    put(&kt, "a", "1", 1, true);
+    assert_int_equal(kt.kt_mask + 1, 8);
+    assert_int_equal(kt.kt_arena.ar_chunk_size, 104);
+    /* The arena's chunks grow with the table, up to 256 KiB. */
+    char key[32];
+    for (int i = 0; i < 50000; i++) {
+        snprintf(key, sizeof(key), "s%d", i);
+        put(&kt, key, "v", 1, true);
+    }
+    assert_int_equal(kt.kt_arena.ar_chunk_size, 256 * 1024);
+    assert_int_equal(kt.kt_count, 50001);
+    for (int i = 0; i < 50000; i += 97) {
+        snprintf(key, sizeof(key), "s%d", i);
+        assert_non_null(get(&kt, key));
+    }
+    eddy__kv_close(&kt);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -318,6 +616,12 @@ int main(void)
         cmocka_unit_test(test_hash_collisions),
         cmocka_unit_test(test_clustered_low_bits),
         cmocka_unit_test(test_large_keys),
+        cmocka_unit_test(test_remove_basic),
+        cmocka_unit_test(test_remove_backward_shift),
+        cmocka_unit_test(test_remove_random_against_model),
+        cmocka_unit_test(test_compact),
+        cmocka_unit_test(test_reserve_value),
+        cmocka_unit_test(test_init_sized),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
