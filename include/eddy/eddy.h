@@ -764,8 +764,10 @@ eddy_interval_join(eddy_stream_t *left, eddy_stream_t *right, int64_t lower_ms,
 
 /**
  * @brief Window join of two keyed streams: every pair of records with the
- * same key in the same window (tumbling, sliding or session; event or
- * processing time) is joined when the window fires.
+ * same key in the same window (tumbling or sliding; event or processing
+ * time) is joined when the window fires. Allowed lateness re-fires a window
+ * with all its records; records late for all their windows are dropped, or
+ * sent to `late_output`.
  */
 EDDY_EXPORT eddy_stream_t *eddy_window_join(eddy_stream_t *left,
                                             eddy_stream_t *right,

@@ -486,6 +486,8 @@ typedef struct proc_state {
     eddy__state_spec_t *specs;
     bool ttl;
     int max_par;
+    unsigned char *keybuf; /* the firing timer's key and namespace */
+    size_t keycap;
 } proc_state_t;
 
 static int proc_open(eddy__op_t *op)
@@ -526,6 +528,7 @@ static void proc_close(eddy__op_t *op)
         eddy__kstate_destroy(ps->ks);
         eddy__timers_destroy(ps->timers);
         free(ps->specs);
+        free(ps->keybuf);
         free(ps);
         op->op_data = NULL;
     }
@@ -548,6 +551,11 @@ static inline void set_key(eddy__op_t *op, const eddy_record_t *rec)
 
 static int proc_process_port(eddy__op_t *op, const eddy_record_t *rec, int port)
 {
+    proc_state_t *ps = op->op_data;
+    if (ps->ttl) {
+        /* TTL is measured per access, not per tick (up to TTL_TICK_MS off). */
+        eddy__kstate_set_time(ps->ks, eddy__now_ms());
+    }
     set_key(op, rec);
     eddy__op_enter(op);
     int rc;
@@ -574,6 +582,37 @@ static int proc_process2(void *opv, const eddy_record_t *rec)
     return proc_process_port(opv, rec, 1);
 }
 
+/*
+ * Makes a fired timer's key current. The timer's key and namespace point
+ * into the timer service's entry, which its next call recycles (timers.h),
+ * and on_timer may register or delete timers: copy them, so the current key
+ * stays valid for the whole callback.
+ */
+static int timer_key(eddy__op_t *op, proc_state_t *ps, const eddy__timer_t *tm)
+{
+    const eddy__skey_t *k = &tm->tm_key;
+    size_t need = k->sk_klen + k->sk_nslen;
+    if (need > ps->keycap) {
+        unsigned char *p = eddy__try_realloc(ps->keybuf, need);
+        if (p == NULL) {
+            return eddy__op_fail(op, EDDY_ERR_NOMEM, "out of memory");
+        }
+        ps->keybuf = p;
+        ps->keycap = need;
+    }
+    eddy__skey_t *ck = &op->op_ctx.cx_key;
+    *ck = *k;
+    if (k->sk_klen > 0) {
+        memcpy(ps->keybuf, k->sk_key, k->sk_klen);
+        ck->sk_key = ps->keybuf;
+    }
+    if (k->sk_nslen > 0) {
+        memcpy(ps->keybuf + k->sk_klen, k->sk_ns, k->sk_nslen);
+        ck->sk_ns = ps->keybuf + k->sk_klen;
+    }
+    return 0;
+}
+
 static int fire(eddy__op_t *op, int domain, int64_t limit)
 {
     proc_state_t *ps = op->op_data;
@@ -594,13 +633,19 @@ static int fire(eddy__op_t *op, int domain, int64_t limit)
         if (on_timer == NULL) {
             continue;
         }
-        op->op_ctx.cx_key = tm.tm_key;
+        int rc = timer_key(op, ps, &tm);
+        if (rc != 0) {
+            return rc;
+        }
+        if (ps->ttl && domain == EDDY__TIME_EVENT) {
+            eddy__kstate_set_time(ps->ks, eddy__now_ms());
+        }
         op->op_ctx.cx_has_key = true;
         eddy__op_enter(op);
-        int rc = on_timer(&op->op_ctx, tm.tm_ts,
-                          domain == EDDY__TIME_EVENT ? EDDY_EVENT_TIME
-                                                     : EDDY_PROCESSING_TIME,
-                          &op->op_out, opaque);
+        rc = on_timer(&op->op_ctx, tm.tm_ts,
+                      domain == EDDY__TIME_EVENT ? EDDY_EVENT_TIME
+                                                 : EDDY_PROCESSING_TIME,
+                      &op->op_out, opaque);
         op->op_ctx.cx_has_key = false;
         if (rc != 0) {
             return eddy__op_user_rc(op, rc);

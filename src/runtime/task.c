@@ -49,6 +49,11 @@ int64_t eddy_ctx_watermark(const eddy_ctx_t *ctx)
     return wm == INT64_MIN ? EDDY_TS_NONE : wm;
 }
 
+const eddy_window_t *eddy_ctx_window(const eddy_ctx_t *ctx)
+{
+    return ctx != NULL ? ctx->cx_window : NULL;
+}
+
 int64_t eddy_ctx_processing_time(const eddy_ctx_t *ctx)
 {
     EDDY_UNUSED(ctx);
