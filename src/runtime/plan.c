@@ -140,6 +140,17 @@ int eddy__plan_build(eddy_env_t *env, eddy__plan_t **out, eddy_error_t *err)
         if (p == 0) {
             p = s->s_class->oc_default_parallelism;
         }
+        if (p == 0 && s->s_class == &eddy__key_by_class && s->s_ninputs == 1 &&
+            s->s_inputs[0]->s_kind == EDDY__NODE_OPERATOR) {
+            /* The key selector belongs to its input, as Flink's keyBy (a
+             * partitioning, not an operator): with the input's parallelism
+             * it is chained to it. With the default parallelism a
+             * round-robin exchange would come first whenever the input's
+             * parallelism differs, and records of one key would reach the
+             * keyed operator out of order. Inputs come first in node order,
+             * so the input's parallelism is known. */
+            p = pl->pl_parallelism[s->s_inputs[0]->s_id];
+        }
         if (p == 0) {
             p = envp;
         }

@@ -442,7 +442,15 @@ static eddy__buffer_t *wait_input(eddy__task_t *t, int *ch)
         if (t->t_next_tick_ms == INT64_MAX) {
             return eddy__gate_pop(t->t_gate, ch, true);
         }
-        int64_t delta = t->t_next_tick_ms - eddy__now_ms();
+        /* Wait at most an hour at a time: a timer far in the future (say at
+         * INT64_MAX for "never") must not overflow the deadline. */
+        int64_t now = eddy__now_ms(), delta = 0;
+        if (t->t_next_tick_ms > now) {
+            delta = t->t_next_tick_ms - now;
+            if (delta > 3600 * 1000) {
+                delta = 3600 * 1000;
+            }
+        }
         if (delta > 0) {
             eddy__buffer_t *b = eddy__gate_pop_until(
                 t->t_gate, ch, eddy__now_ns() + (uint64_t)delta * 1000000u);
