@@ -738,7 +738,8 @@ EDDY_EXPORT eddy_stream_t *eddy_window_process(eddy_stream_t *keyed,
                                                eddy_window_process_fn fn,
                                                void *opaque);
 
-/** @brief Records a window operator dropped as late (no late output). */
+/** @brief Records a window or join operator dropped as late (those not sent
+ * to a late output), summed over its subtasks; read it after the job ran. */
 EDDY_EXPORT uint64_t eddy_late_records_dropped(eddy_stream_t *window_op);
 
 /* ------------------------------------------------------------------------ */

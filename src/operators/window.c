@@ -72,6 +72,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "operators/join.h"
 #include "runtime/runtime.h"
 #include "runtime/timers.h"
 
@@ -2099,7 +2100,15 @@ static win_cfg_t *window_cfg(const eddy_stream_t *s)
 uint64_t eddy_late_records_dropped(eddy_stream_t *window_op)
 {
     win_cfg_t *c = window_cfg(window_op);
-    return c != NULL ? atomic_load(&c->wc_dropped) : 0;
+    if (c != NULL) {
+        return atomic_load(&c->wc_dropped);
+    }
+    /* Joins count their late records too. */
+    eddy__join_stats_t js;
+    if (window_op != NULL && eddy__join_stats(window_op, &js) == 0) {
+        return js.jst_late;
+    }
+    return 0;
 }
 
 /* Test hook (declared by tests/unit/operators/test_window.c, deliberately

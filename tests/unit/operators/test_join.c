@@ -299,6 +299,8 @@ static void test_interval_pairs_and_boundaries(void **state)
     harness_close(h);
     eddy__join_stats_t st = stats_of(h->join);
     assert_int_equal(st.jst_late, 1);
+    /* The public counter reports joins too. */
+    assert_int_equal(eddy_late_records_dropped(h->join), 1);
     assert_int_equal(st.jst_leftover, 0);
     assert_int_equal(st.jst_peak, 8);
     /* Removed by cleanup before the end: b, r7, r8, x, c, a, d. */
