@@ -326,6 +326,23 @@ EDDY_EXPORT eddy_stream_t *eddy_source_generator(eddy_env_t *env,
 EDDY_EXPORT eddy_stream_t *eddy_source_text_file(eddy_env_t *env,
                                                  const char *path);
 
+/**
+ * @brief A bounded source over in-memory partitions, like the partitions of
+ * a Kafka topic (for tests and demos). Partition k holds `counts[k]` records
+ * from `partitions[k]` (copied now; a partition may be empty, and NULL when
+ * its count is 0).
+ *
+ * Partition k is read by subtask k % parallelism (default: the environment's
+ * parallelism); a subtask with no partition ends at once. A subtask
+ * interleaves its partitions round robin, one record at a time, so records
+ * of one partition keep their order but timestamps are out of order across
+ * partitions. Without eddy_source_with_watermarks the records keep their
+ * timestamps and the source emits no watermark but the final one.
+ */
+EDDY_EXPORT eddy_stream_t *
+eddy_source_partitions(eddy_env_t *env, const eddy_record_t *const *partitions,
+                       const size_t *counts, size_t npartitions);
+
 /* ------------------------------------------------------------------------ */
 /* Transformations                                                          */
 /* ------------------------------------------------------------------------ */
@@ -462,6 +479,33 @@ EDDY_EXPORT int64_t eddy_ctx_watermark(const eddy_ctx_t *ctx);
 
 /** @brief Processing time (wall clock, ms since the epoch). */
 EDDY_EXPORT int64_t eddy_ctx_processing_time(const eddy_ctx_t *ctx);
+
+/**
+ * @brief Makes a source generate timestamps and watermarks itself, per
+ * partition, as Flink's WatermarkStrategy given to a source does. `ws` is
+ * copied.
+ *
+ * A partitioned source (eddy_source_partitions) runs one watermark generator
+ * per partition and emits, every watermark interval, the minimum over its
+ * partitions: a partition that lags behind holds the subtask's watermark
+ * back, so its records are not late. A partition without records for
+ * ws->idleness_ms is idle and left out of the minimum until its next record;
+ * when all of a subtask's partitions are idle, the subtask's output is idle
+ * (downstream does not wait for it). A finished partition no longer holds
+ * the watermark back. Punctuated watermarks (custom on_event) apply to the
+ * partition of the record; a custom generator's state is per partition.
+ *
+ * Any other source counts as one partition per subtask: the call then adds
+ * eddy_assign_timestamps(source, ws) with the source's parallelism (chained
+ * to it) and returns that operator, so set the source's parallelism first.
+ *
+ * @returns `source` (a partitioned source) or the timestamp assigner; NULL
+ *          with an error recorded in the environment if `source` is not a
+ *          source, already has a strategy, or `ws` is invalid.
+ */
+EDDY_EXPORT eddy_stream_t *
+eddy_source_with_watermarks(eddy_stream_t *source,
+                            const eddy_watermark_strategy_t *ws);
 
 /* ------------------------------------------------------------------------ */
 /* Keyed state, timers and process functions                               */

@@ -11,7 +11,8 @@ static int map_process(void *opv, const eddy_record_t *rec)
 {
     eddy__op_t *op = opv;
     eddy_map_fn fn = (eddy_map_fn)op->op_node->s_fn;
-    eddy_record_t out = *rec;
+    eddy_record_t out;
+    eddy__record_copy(&out, rec);
     eddy__op_enter(op);
     int rc = fn(&op->op_ctx, rec, &out, op->op_node->s_opaque);
     if (EDDY_UNLIKELY(rc != 0)) {
@@ -80,7 +81,8 @@ static int key_by_process(void *opv, const eddy_record_t *rec)
         }
         return eddy__emit(op, rec);
     }
-    eddy_record_t out = *rec;
+    eddy_record_t out;
+    eddy__record_copy(&out, rec);
     eddy__op_enter(op);
     int rc =
         fn(&op->op_ctx, rec, &out.key, &out.key_len, op->op_node->s_opaque);

@@ -43,10 +43,12 @@ static int reduce_process(void *opv, const eddy_record_t *rec)
     if (EDDY_UNLIKELY(e == NULL)) {
         return eddy__op_fail(op, EDDY_ERR_NOMEM, "out of memory for state");
     }
-    eddy_record_t out = *rec;
+    eddy_record_t out;
+    eddy__record_copy(&out, rec);
     if (!created) {
         eddy_reduce_fn fn = (eddy_reduce_fn)op->op_node->s_fn;
-        eddy_record_t acc = *rec;
+        eddy_record_t acc;
+        eddy__record_copy(&acc, rec);
         acc.value = eddy__kv_value(e);
         acc.value_len = e->kv_vlen;
         eddy__op_enter(op);
@@ -98,7 +100,8 @@ static int aggregate_process(void *opv, const eddy_record_t *rec)
     if (EDDY_UNLIKELY(rc != 0)) {
         return eddy__op_user_rc(op, rc);
     }
-    eddy_record_t out = *rec;
+    eddy_record_t out;
+    eddy__record_copy(&out, rec);
     out.key = e->kv_data;
     out.key_len = e->kv_klen;
     rc = agg->result(&op->op_ctx, acc, &out, agg->opaque);

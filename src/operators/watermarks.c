@@ -104,7 +104,8 @@ static int wm_process(void *opv, const eddy_record_t *rec)
     eddy__op_t *op = opv;
     const eddy_watermark_strategy_t *ws = op->op_node->s_config;
     wm_state_t *st = op->op_data;
-    eddy_record_t out = *rec;
+    eddy_record_t out;
+    eddy__record_copy(&out, rec);
     if (ws->timestamp != NULL) {
         eddy__op_enter(op);
         out.ts = ws->timestamp(&op->op_ctx, rec, rec->ts, ws->timestamp_opaque);
@@ -150,7 +151,9 @@ static int wm_tick(eddy__op_t *op, int64_t now)
                now - st->last_active_ms >= ws->idleness_ms) {
         rc = eddy__task_set_idle(op->op_task, true);
     }
-    if (rc == 0 && st->interval_ms > 0) {
+    /* An idle stream generates no watermark: one would make downstream
+     * count the channel as active again and wait for it. */
+    if (rc == 0 && st->interval_ms > 0 && !op->op_task->t_idle) {
         int64_t wm = current(ws, st);
         if (wm != EDDY_TS_NONE) {
             rc = eddy__op_forward_watermark(op, wm);

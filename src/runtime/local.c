@@ -138,6 +138,7 @@ static void task_destroy(eddy__task_t *t)
             eddy__outchan_close(&wr->wr_chans[c]);
         }
         free(wr->wr_chans);
+        free(wr->wr_kg_chan);
         free(wr);
     }
     free(t->t_writers);
@@ -299,6 +300,9 @@ int eddy__local_run(eddy_env_t *env, eddy__plan_t *pl, eddy_error_t *err)
             wr->wr_max_parallelism = env->e_max_parallelism;
             wr->wr_op = t->t_ops[sidx];
             wr->wr_nchan = ed->ed_part == EDDY__PART_FORWARD ? 1 : dp;
+            if (ed->ed_part == EDDY__PART_HASH) {
+                eddy__writer_init_routing(wr);
+            }
             wr->wr_chans =
                 eddy__calloc((size_t)wr->wr_nchan, sizeof(eddy__outchan_t));
             for (int c = 0; c < wr->wr_nchan; c++) {

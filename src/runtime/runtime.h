@@ -277,6 +277,22 @@ int eddy__op_fail(eddy__op_t *op, int rc, const char *fmt, ...)
  * `op` unless an operator downstream already reported it. */
 int eddy__op_user_rc(eddy__op_t *op, int rc);
 
+/*
+ * Copies a record field by field. A struct assignment compiles to 16-byte
+ * vector loads, and when the source was just written field by field (8-byte
+ * stores, as user functions and the deserializer do) such a load cannot be
+ * store-forwarded: it stalls until the stores retire, on every record.
+ */
+static inline void eddy__record_copy(eddy_record_t *dst,
+                                     const eddy_record_t *src)
+{
+    dst->key = src->key;
+    dst->key_len = src->key_len;
+    dst->value = src->value;
+    dst->value_len = src->value_len;
+    dst->ts = src->ts;
+}
+
 static inline int eddy__emit(eddy__op_t *op, const eddy_record_t *rec)
 {
     return op->op_out.co_fn(op->op_out.co_target, rec);
@@ -297,8 +313,14 @@ typedef struct eddy__writer {
     eddy__outchan_t *wr_chans; /* indexed by downstream subtask */
     int wr_next;               /* rebalance cursor */
     int wr_max_parallelism;
+    /* Hash edges: the channel of every key group, so routing a record costs
+     * a table load instead of a 64-bit division. */
+    uint16_t *wr_kg_chan;
     eddy__op_t *wr_op; /* the producing operator */
 } eddy__writer_t;
+
+/* Fills wr_kg_chan for a hash writer (wr_nchan and wr_max_parallelism set). */
+void eddy__writer_init_routing(eddy__writer_t *wr);
 
 int eddy__writer_emit(void *writer, const eddy_record_t *rec);
 int eddy__writer_flush(eddy__writer_t *wr);

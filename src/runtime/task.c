@@ -175,33 +175,56 @@ int eddy__writer_emit(void *writer, const eddy_record_t *rec)
     return 0;
 }
 
+static int route_broadcast(eddy__writer_t *wr, const eddy_record_t *rec)
+{
+    for (int i = 0; i < wr->wr_nchan; i++) {
+        int rc = eddy__outchan_write(&wr->wr_chans[i], rec);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
 static int route(eddy__writer_t *wr, const eddy_record_t *rec)
 {
     int ch;
+    /* One call site of the (forced inline) record writer on the hot path. */
     switch (wr->wr_part) {
     case EDDY__PART_FORWARD:
-        return eddy__outchan_write(&wr->wr_chans[0], rec);
+        ch = 0;
+        break;
     case EDDY__PART_HASH:
         if (EDDY_UNLIKELY(rec->key == NULL)) {
             return eddy__op_fail(wr->wr_op, EDDY_ERR_INVALID,
                                  "record without a key on a keyed edge");
         }
-        ch = eddy__hash_channel(rec, wr->wr_max_parallelism, wr->wr_nchan);
-        return eddy__outchan_write(&wr->wr_chans[ch], rec);
+        if (wr->wr_nchan == 1) {
+            ch = 0; /* one consumer: no need to hash */
+            break;
+        }
+        ch = wr->wr_kg_chan[eddy__key_group(
+            eddy__hash64(rec->key, rec->key_len), wr->wr_max_parallelism)];
+        break;
     case EDDY__PART_REBALANCE:
         ch = wr->wr_next;
         wr->wr_next = ch + 1 == wr->wr_nchan ? 0 : ch + 1;
-        return eddy__outchan_write(&wr->wr_chans[ch], rec);
+        break;
     case EDDY__PART_BROADCAST:
-        for (int i = 0; i < wr->wr_nchan; i++) {
-            int rc = eddy__outchan_write(&wr->wr_chans[i], rec);
-            if (rc != 0) {
-                return rc;
-            }
-        }
-        return 0;
+        return route_broadcast(wr, rec);
     default:
         return EDDY_ERR_STATE;
+    }
+    return eddy__outchan_write(&wr->wr_chans[ch], rec);
+}
+
+void eddy__writer_init_routing(eddy__writer_t *wr)
+{
+    int maxp = wr->wr_max_parallelism;
+    wr->wr_kg_chan = eddy__calloc((size_t)maxp, sizeof(uint16_t));
+    for (int kg = 0; kg < maxp; kg++) {
+        wr->wr_kg_chan[kg] =
+            (uint16_t)eddy__key_group_subtask(kg, maxp, wr->wr_nchan);
     }
 }
 
@@ -309,13 +332,20 @@ int eddy__task_set_idle(eddy__task_t *t, bool idle)
 /*
  * The input watermark is the minimum over the channels that are active;
  * ended channels count as +infinity. If every channel is idle the task's
- * outputs become idle too, so downstream stops waiting for them.
+ * outputs become idle too, so downstream stops waiting for them. Before
+ * that, as Flink's StatusWatermarkValve does, the watermark advances to the
+ * largest of the channels' watermarks: no channel will advance it any more,
+ * and the last channel to go idle must not keep event time at its own,
+ * lower watermark.
  */
 static int update_input_watermark(eddy__task_t *t)
 {
-    int64_t min = INT64_MAX;
+    int64_t min = INT64_MAX, max = INT64_MIN;
     bool any_active = false;
     for (int c = 0; c < t->t_nin; c++) {
+        if (t->t_in_wm[c] > max) {
+            max = t->t_in_wm[c];
+        }
         if (t->t_in_idle[c]) {
             continue;
         }
@@ -325,6 +355,13 @@ static int update_input_watermark(eddy__task_t *t)
         }
     }
     if (!any_active) {
+        if (max > t->t_wm) {
+            t->t_wm = max;
+            int rc = deliver_watermark(t->t_ops[0], max);
+            if (rc != 0) {
+                return rc;
+            }
+        }
         return eddy__task_set_idle(t, true);
     }
     int rc = eddy__task_set_idle(t, false);
