@@ -59,16 +59,9 @@ static int64_t current(const eddy_watermark_strategy_t *ws,
         return ws->on_periodic != NULL ? ws->on_periodic(st->custom, ws->opaque)
                                        : EDDY_TS_NONE;
     }
-    if (st->max_ts == INT64_MIN) {
-        return EDDY_TS_NONE;
-    }
-    int64_t bound =
-        ws->kind == EDDY_WATERMARKS_BOUNDED ? ws->max_out_of_orderness_ms : 0;
-    /* max_ts - bound - 1 without overflow. */
-    if (st->max_ts < INT64_MIN + bound + 1) {
-        return EDDY_TS_NONE;
-    }
-    return st->max_ts - bound - 1;
+    return eddy__bounded_watermark(
+        st->max_ts,
+        ws->kind == EDDY_WATERMARKS_BOUNDED ? ws->max_out_of_orderness_ms : 0);
 }
 
 static int wm_open(eddy__op_t *op)

@@ -261,6 +261,20 @@ int eddy__task_set_idle(eddy__task_t *t, bool idle);
 int64_t eddy__now_ms(void);
 
 /*
+ * The watermark of a bounded-out-of-orderness (or monotonous: bound 0)
+ * generator that has seen timestamps up to max_ts: max_ts - bound - 1, so a
+ * record exactly bound ms behind the newest is still on time. EDDY_TS_NONE
+ * before the first record or when the subtraction would overflow.
+ */
+static inline int64_t eddy__bounded_watermark(int64_t max_ts, int64_t bound)
+{
+    if (max_ts == INT64_MIN || max_ts < INT64_MIN + bound + 1) {
+        return EDDY_TS_NONE;
+    }
+    return max_ts - bound - 1;
+}
+
+/*
  * The operator whose code the calling thread runs (crash reports). It is set
  * on every user-function call, so it uses the initial-exec TLS model: a plain
  * %fs-relative store instead of a __tls_get_addr call per record. libeddy is

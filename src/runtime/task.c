@@ -60,18 +60,23 @@ int64_t eddy_ctx_processing_time(const eddy_ctx_t *ctx)
     return eddy__now_ms();
 }
 
-int eddy_ctx_fail(eddy_ctx_t *ctx, const char *fmt, ...)
+/* Records op's failure message; the first failure of a task wins. */
+static void op_vfail(eddy__op_t *op, const char *fmt, va_list ap)
 {
-    eddy__op_t *op = ctx->cx_op;
     eddy__task_t *t = op->op_task;
     if (t->t_failed_op == NULL) {
-        va_list ap;
-        va_start(ap, fmt);
         vsnprintf(op->op_errmsg, sizeof(op->op_errmsg), fmt, ap);
-        va_end(ap);
         op->op_failed = true;
         t->t_failed_op = op;
     }
+}
+
+int eddy_ctx_fail(eddy_ctx_t *ctx, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    op_vfail(ctx->cx_op, fmt, ap);
+    va_end(ap);
     return EDDY_ERR_USER;
 }
 
@@ -123,15 +128,10 @@ int eddy_collect(eddy_collector_t *out, const eddy_record_t *rec)
 
 int eddy__op_fail(eddy__op_t *op, int rc, const char *fmt, ...)
 {
-    eddy__task_t *t = op->op_task;
-    if (t->t_failed_op == NULL) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(op->op_errmsg, sizeof(op->op_errmsg), fmt, ap);
-        va_end(ap);
-        op->op_failed = true;
-        t->t_failed_op = op;
-    }
+    va_list ap;
+    va_start(ap, fmt);
+    op_vfail(op, fmt, ap);
+    va_end(ap);
     return rc;
 }
 

@@ -205,16 +205,9 @@ static int64_t periodic(const eddy__wm_mux_t *mx, const eddy__wm_part_t *p)
         eddy__tls_op = mx->wx_op;
         return ws->on_periodic(p->wp_custom, ws->opaque);
     }
-    if (p->wp_max_ts == INT64_MIN) {
-        return EDDY_TS_NONE;
-    }
-    int64_t bound =
-        ws->kind == EDDY_WATERMARKS_BOUNDED ? ws->max_out_of_orderness_ms : 0;
-    /* max_ts - bound - 1 without overflow. */
-    if (p->wp_max_ts < INT64_MIN + bound + 1) {
-        return EDDY_TS_NONE;
-    }
-    return p->wp_max_ts - bound - 1;
+    return eddy__bounded_watermark(
+        p->wp_max_ts,
+        ws->kind == EDDY_WATERMARKS_BOUNDED ? ws->max_out_of_orderness_ms : 0);
 }
 
 int eddy__wm_mux_tick(eddy__wm_mux_t *mx, int64_t now_ms)
