@@ -510,6 +510,48 @@ static int contents_add(win_t *w, const unsigned char *ns,
         return rc != 0 ? state_fail(w, rc) : 0;
     }
 
+    if (c->wc_fn == FN_AGGREGATE) {
+        /* One lookup: the accumulator is updated in place in the state. */
+        const eddy_aggregate_t *agg = &c->wc_agg;
+        size_t n = hdr + agg->acc_size;
+        void *p;
+        rc = KO(w)->ko_get_for_update(KS(w), SID_ACC, &k, n, &p, created);
+        if (rc == EDDY_ERR_FORMAT) {
+            return eddy__op_fail(op, EDDY_ERR_FORMAT, "corrupt window state");
+        }
+        if (rc != 0) {
+            return state_fail(w, rc);
+        }
+        unsigned char *buf = p; /* zeroed if created */
+        if (hdr > 0) {
+            if (!*created) {
+                int64_t ts;
+                hdr_read(buf, &count, &ts);
+            }
+            count++;
+            if (c->wc_trig == TRIG_COUNT && count >= c->wc_trig_count) {
+                *count_fire = true;
+                count = 0;
+            }
+        }
+        if (*created && agg->init != NULL) {
+            agg->init(buf + hdr, agg->opaque);
+        }
+        int urc = agg->add(ctx, buf + hdr, rec, agg->opaque);
+        if (urc != 0) {
+            if (*created) {
+                /* As before: a failed first add leaves no contents. */
+                (void)KO(w)->ko_remove(KS(w), SID_ACC, &k);
+            }
+            return eddy__op_user_rc(op, urc);
+        }
+        if (hdr > 0) {
+            hdr_write(buf, count, rec->ts);
+        }
+        return 0;
+    }
+
+    /* FN_REDUCE: values vary in size, so a get, then a put. */
     const void *cur;
     size_t curlen;
     rc = KO(w)->ko_get(KS(w), SID_ACC, &k, &cur, &curlen);
@@ -532,62 +574,33 @@ static int contents_add(win_t *w, const unsigned char *ns,
         }
     }
 
-    if (c->wc_fn == FN_REDUCE) {
-        const void *v = rec->value;
-        size_t len = rec->value_len;
-        if (!*created) {
-            eddy_record_t acc = *rec;
-            acc.value = (const unsigned char *)cur + hdr;
-            acc.value_len = curlen - hdr;
-            eddy_record_t out = *rec;
-            int urc = c->wc_reduce(ctx, &acc, rec, &out, c->wc_opaque);
-            if (urc != 0) {
-                return eddy__op_user_rc(op, urc);
-            }
-            v = out.value;
-            len = out.value_len;
+    const void *v = rec->value;
+    size_t len = rec->value_len;
+    if (!*created) {
+        eddy_record_t acc = *rec;
+        acc.value = (const unsigned char *)cur + hdr;
+        acc.value_len = curlen - hdr;
+        eddy_record_t out = *rec;
+        int urc = c->wc_reduce(ctx, &acc, rec, &out, c->wc_opaque);
+        if (urc != 0) {
+            return eddy__op_user_rc(op, urc);
         }
-        if (hdr > 0) {
-            unsigned char *buf = eddy_ctx_scratch(ctx, hdr + len);
-            if (buf == NULL) {
-                return nomem(w);
-            }
-            hdr_write(buf, count, rec->ts);
-            if (len > 0) {
-                memcpy(buf + hdr, v, len);
-            }
-            v = buf;
-            len += hdr;
-        }
-        rc = KO(w)->ko_put(KS(w), SID_ACC, &k, v, len);
-        return rc != 0 ? state_fail(w, rc) : 0;
-    }
-
-    /* FN_AGGREGATE: work on a scratch copy, one put per record. */
-    const eddy_aggregate_t *agg = &c->wc_agg;
-    size_t n = hdr + agg->acc_size;
-    unsigned char *buf = eddy_ctx_scratch(ctx, n);
-    if (buf == NULL) {
-        return nomem(w);
-    }
-    if (*created) {
-        memset(buf, 0, n);
-        if (agg->init != NULL) {
-            agg->init(buf + hdr, agg->opaque);
-        }
-    } else if (curlen != n) {
-        return eddy__op_fail(op, EDDY_ERR_FORMAT, "corrupt window state");
-    } else {
-        memcpy(buf, cur, n);
-    }
-    int urc = agg->add(ctx, buf + hdr, rec, agg->opaque);
-    if (urc != 0) {
-        return eddy__op_user_rc(op, urc);
+        v = out.value;
+        len = out.value_len;
     }
     if (hdr > 0) {
+        unsigned char *buf = eddy_ctx_scratch(ctx, hdr + len);
+        if (buf == NULL) {
+            return nomem(w);
+        }
         hdr_write(buf, count, rec->ts);
+        if (len > 0) {
+            memcpy(buf + hdr, v, len);
+        }
+        v = buf;
+        len += hdr;
     }
-    rc = KO(w)->ko_put(KS(w), SID_ACC, &k, buf, n);
+    rc = KO(w)->ko_put(KS(w), SID_ACC, &k, v, len);
     return rc != 0 ? state_fail(w, rc) : 0;
 }
 

@@ -212,12 +212,14 @@ static void drop_entry(const heap_ref_t *r, eddy__kv_entry_t *e)
 }
 
 /* Rebuilds a table once dead bytes exceed half of its arena. A failure only
- * postpones reclaiming, so it is ignored. */
-static void maybe_compact(eddy__kv_table_t *kt, size_t min_dead)
+ * postpones reclaiming, so it is ignored. Returns true if the table was
+ * rebuilt (its entries' bytes moved). */
+static bool maybe_compact(eddy__kv_table_t *kt, size_t min_dead)
 {
     if (kt->kt_dead >= min_dead && kt->kt_dead > kt->kt_arena.ar_bytes / 2) {
-        (void)eddy__kv_compact(kt);
+        return eddy__kv_compact(kt) == 0;
     }
+    return false;
 }
 
 /* ---- lookups ---- */
@@ -347,13 +349,15 @@ static eddy__kv_entry_t *insert(heap_kstate_t *hk, const heap_ref_t *r,
 /*
  * After every write (including failed ones, which may have created an empty
  * table): incremental TTL cleanup, then reclaiming. The entry just written
- * carries a fresh stamp, so the cleanup never removes it.
+ * carries a fresh stamp, so the cleanup never removes it (the cleanup may
+ * shift slots, but not the bytes entries point to). Returns true if the
+ * table was compacted, which moves every entry's bytes.
  */
-static void after_write(heap_kstate_t *hk, const heap_ref_t *r)
+static bool after_write(heap_kstate_t *hk, const heap_ref_t *r)
 {
     heap_table_t *ht = *r->hr_slot;
     if (ht == NULL) {
-        return;
+        return false;
     }
     eddy__kv_table_t *kt = &ht->ht_kv;
     if (r->hr_ttl > 0) {
@@ -373,9 +377,9 @@ static void after_write(heap_kstate_t *hk, const heap_ref_t *r)
     if (kt->kt_count == 0) {
         table_free(ht, r->hr_mode, r->hr_hdr);
         *r->hr_slot = NULL;
-        return;
+        return false;
     }
-    maybe_compact(kt, TABLE_COMPACT_MIN);
+    return maybe_compact(kt, TABLE_COMPACT_MIN);
 }
 
 /* ---- VALUE, REDUCING, AGGREGATING ---- */
@@ -432,6 +436,60 @@ static int hk_put(eddy__kstate_t *ks, int sid, const eddy__skey_t *k,
     }
     after_write(hk, &r);
     return rc;
+}
+
+/* One lookup for a read-modify-write of a fixed-size value (state.h). */
+static int hk_get_for_update(eddy__kstate_t *ks, int sid, const eddy__skey_t *k,
+                             size_t size, void **value, bool *created)
+{
+    heap_kstate_t *hk = (heap_kstate_t *)ks;
+    if (size > UINT32_MAX) {
+        return EDDY_ERR_INVALID;
+    }
+    heap_ref_t r;
+    int rc = ref_write(hk, sid, k, MODE_VALUE, &r);
+    if (rc != 0) {
+        return rc;
+    }
+    size_t need = r.hr_hdr + size;
+    eddy__kv_entry_t *e = write_find(hk, &r);
+    unsigned char *dst = NULL;
+    bool fresh = true;
+    if (EDDY_LIKELY(e != NULL &&
+                    !expired(e, r.hr_ttl, hk->hk_base.ks_now_ms))) {
+        if (EDDY_UNLIKELY(e->kv_vlen != need)) {
+            return EDDY_ERR_FORMAT; /* nothing written */
+        }
+        /* The common case: the value in place. */
+        dst = eddy__kv_value(e);
+        fresh = false;
+    } else if ((uint64_t)need + r.hr_klen > UINT32_MAX) {
+        rc = EDDY_ERR_INVALID; /* an entry holds at most 4 GiB */
+    } else if (e != NULL) {
+        /* Expired: as if removed by a read, then inserted afresh. */
+        dst = eddy__kv_reserve_value(&(*r.hr_slot)->ht_kv, e, need);
+        if (dst != NULL) {
+            memset(dst, 0, need);
+        }
+    } else {
+        e = insert(hk, &r, need); /* zero-filled */
+        dst = e != NULL ? eddy__kv_value(e) : NULL;
+    }
+    if (dst == NULL) {
+        after_write(hk, &r);
+        return rc != 0 ? rc : EDDY_ERR_NOMEM;
+    }
+    stamp(e, hk, r.hr_hdr);
+    if (EDDY_UNLIKELY(after_write(hk, &r))) {
+        /* Compaction moved the bytes: find the entry again (the composite
+         * key is still in the scratch buffer). */
+        e = write_find(hk, &r);
+        assert(e != NULL);
+        dst = eddy__kv_value(e);
+    }
+    *value = dst + r.hr_hdr;
+    *created = fresh;
+    return 0;
 }
 
 static int hk_remove(eddy__kstate_t *ks, int sid, const eddy__skey_t *k)
@@ -804,6 +862,7 @@ static const eddy__kstate_ops_t heap_ops = {
     .ko_destroy = hk_destroy,
     .ko_get = hk_get,
     .ko_put = hk_put,
+    .ko_get_for_update = hk_get_for_update,
     .ko_remove = hk_remove,
     .ko_list_add = hk_list_add,
     .ko_list_iter = hk_list_iter,

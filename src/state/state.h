@@ -61,6 +61,18 @@ typedef struct eddy__kstate_ops {
                   const void **v, size_t *len);
     int (*ko_put)(eddy__kstate_t *ks, int sid, const eddy__skey_t *k,
                   const void *v, size_t len);
+    /* VALUE, REDUCING, AGGREGATING, for fixed-size values updated in place
+     * (window accumulators): one lookup instead of a get and a put. Sets
+     * *value to the entry's `size` value bytes, writable in place, and
+     * returns 0. An absent (or expired) entry is first inserted with `size`
+     * zero bytes and *created set; otherwise *created is false and the bytes
+     * are the current value. Counts as a write: with TTL the entry is
+     * stamped with the current time. *value stays valid until the next call
+     * that modifies the same state. An existing value of another length is
+     * left alone: EDDY_ERR_FORMAT. Other errors: EDDY_ERR_INVALID (wrong
+     * kind, too big), EDDY_ERR_NOMEM. */
+    int (*ko_get_for_update)(eddy__kstate_t *ks, int sid, const eddy__skey_t *k,
+                             size_t size, void **value, bool *created);
     /* Removes (key, ns) from any kind of state; 0 whether or not present. */
     int (*ko_remove)(eddy__kstate_t *ks, int sid, const eddy__skey_t *k);
 

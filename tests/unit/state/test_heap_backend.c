@@ -1152,6 +1152,157 @@ static void test_ttl_incremental_cleanup(void **state)
     eddy__kstate_destroy(ks);
 }
 
+/* ---- get_for_update: one lookup for a read-modify-write ---- */
+
+static void test_get_for_update(void **state)
+{
+    eddy__kstate_t *ks = *state;
+    const eddy__kstate_ops_t *ops = ks->ks_ops;
+    eddy__skey_t k = mks("key", "w1");
+    eddy__skey_t k2 = mks("key", "w2");
+    void *p = NULL;
+    bool created = false;
+
+    /* Absent: inserted as zero bytes, writable in place. */
+    assert_int_equal(ops->ko_get_for_update(ks, S_AGG, &k, 16, &p, &created),
+                     0);
+    assert_true(created);
+    unsigned char zero[16] = {0};
+    TU_ASSERT_BYTES(p, 16, zero, 16);
+    memcpy(p, "0123456789abcdef", 16);
+    check_val(ks, S_AGG, &k, "0123456789abcdef");
+
+    /* Present: the same bytes, no insert; updates stay in place. */
+    for (int i = 0; i < 100; i++) {
+        void *q = NULL;
+        created = true;
+        assert_int_equal(
+            ops->ko_get_for_update(ks, S_AGG, &k, 16, &q, &created), 0);
+        assert_false(created);
+        assert_ptr_equal(q, p);
+        ((unsigned char *)q)[0] = (unsigned char)('A' + i % 26);
+    }
+    check_val(ks, S_AGG, &k, "V123456789abcdef"); /* 'A' + 99 % 26 */
+    /* Another namespace is another entry. */
+    assert_int_equal(ops->ko_get_for_update(ks, S_AGG, &k2, 16, &p, &created),
+                     0);
+    assert_true(created);
+    check_val(ks, S_AGG, &k, "V123456789abcdef");
+    assert_int_equal(count_all(ks, S_AGG), 2);
+
+    /* A value of another length is left alone. */
+    put_s(ks, S_VAL, &k, "abc");
+    p = NULL;
+    assert_int_equal(ops->ko_get_for_update(ks, S_VAL, &k, 8, &p, &created),
+                     EDDY_ERR_FORMAT);
+    assert_null(p);
+    check_val(ks, S_VAL, &k, "abc");
+    /* ... and one of the same length is the current value. */
+    assert_int_equal(ops->ko_get_for_update(ks, S_VAL, &k, 3, &p, &created), 0);
+    assert_false(created);
+    TU_ASSERT_BYTES(p, 3, "abc", 3);
+    /* Zero bytes is a value too. */
+    eddy__skey_t k3 = mks("empty", NULL);
+    assert_int_equal(ops->ko_get_for_update(ks, S_VAL, &k3, 0, &p, &created),
+                     0);
+    assert_true(created);
+    check_val(ks, S_VAL, &k3, "");
+
+    /* Wrong kind: a caller bug, nothing written. */
+    assert_int_equal(ops->ko_get_for_update(ks, S_LIST, &k, 8, &p, &created),
+                     EDDY_ERR_INVALID);
+    assert_int_equal(ops->ko_get_for_update(ks, S_MAP, &k, 8, &p, &created),
+                     EDDY_ERR_INVALID);
+    assert_int_equal(count_all(ks, S_LIST), 0);
+    assert_int_equal(count_all(ks, S_MAP), 0);
+
+    /* Removed: created again, zeroed. */
+    assert_int_equal(ops->ko_remove(ks, S_AGG, &k), 0);
+    assert_int_equal(ops->ko_get_for_update(ks, S_AGG, &k, 16, &p, &created),
+                     0);
+    assert_true(created);
+    TU_ASSERT_BYTES(p, 16, zero, 16);
+}
+
+static void test_get_for_update_ttl(void **state)
+{
+    (void)state;
+    /* One key group: one table, so the cleanup and compaction of other
+     * entries happen in the table being updated. */
+    eddy__kstate_t *ks = eddy__heap_kstate_new(ttl_specs, T_NSTATES, 0, 0);
+    assert_non_null(ks);
+    const eddy__kstate_ops_t *ops = ks->ks_ops;
+    eddy__skey_t k = mk("acc", 3, "ns", 2, 1);
+    void *p;
+    bool created;
+    uint64_t n;
+
+    /* Every call is a write: it refreshes the stamp. */
+    eddy__kstate_set_time(ks, 1000);
+    assert_int_equal(ops->ko_get_for_update(ks, T_VAL, &k, 8, &p, &created), 0);
+    assert_true(created);
+    n = 42;
+    memcpy(p, &n, 8);
+    eddy__kstate_set_time(ks, 1000 + TTL);
+    assert_int_equal(ops->ko_get_for_update(ks, T_VAL, &k, 8, &p, &created), 0);
+    assert_false(created);
+    memcpy(&n, p, 8);
+    assert_int_equal(n, 42);
+    eddy__kstate_set_time(ks, 1000 + 2 * TTL);
+    const void *v;
+    size_t len;
+    assert_int_equal(ops->ko_get(ks, T_VAL, &k, &v, &len), 1);
+    assert_int_equal(len, 8);
+
+    /* Expired: a fresh zeroed value, even of another length. */
+    eddy__kstate_set_time(ks, 1000 + 3 * TTL);
+    assert_int_equal(ops->ko_get_for_update(ks, T_VAL, &k, 24, &p, &created),
+                     0);
+    assert_true(created);
+    unsigned char zero[24] = {0};
+    TU_ASSERT_BYTES(p, 24, zero, 24);
+    assert_int_equal(count_all(ks, T_VAL), 1);
+
+    /* Many big entries expire; updating one counter in place sweeps them
+     * out (incremental cleanup) and compacts the table under it: the
+     * returned pointer must always be the live value (ASan checks that no
+     * stale arena bytes are touched). */
+    enum { N = 2000, VLEN = 200 };
+    unsigned char val[VLEN];
+    memset(val, 'v', sizeof(val));
+    char kb[32];
+    eddy__kstate_set_time(ks, 10000);
+    for (int i = 0; i < N; i++) {
+        int m = snprintf(kb, sizeof(kb), "old%d", i);
+        eddy__skey_t ko = mk(kb, (size_t)m, NULL, 0, 1);
+        assert_int_equal(ops->ko_put(ks, T_VAL, &ko, val, sizeof(val)), 0);
+    }
+    eddy__skey_t c = mk("counter", 7, NULL, 0, 1);
+    size_t full = ops->ko_size(ks);
+    eddy__kstate_set_time(ks, 10000 + TTL + 1);
+    uint64_t want = 0;
+    for (int i = 0; i < 20000; i++) {
+        assert_int_equal(ops->ko_get_for_update(ks, T_VAL, &c, 8, &p, &created),
+                         0);
+        assert_int_equal(created, i == 0);
+        memcpy(&n, p, 8);
+        assert_int_equal(n, want);
+        n++;
+        want++;
+        memcpy(p, &n, 8);
+    }
+    assert_int_equal(ops->ko_get(ks, T_VAL, &c, &v, &len), 1);
+    assert_int_equal(len, 8);
+    memcpy(&n, v, 8);
+    assert_int_equal(n, want);
+    /* The expired entries went (all but k and the counter) and their
+     * memory came back through compaction. */
+    eddy__kstate_set_time(ks, 10000);
+    assert_true(count_all(ks, T_VAL) <= 2);
+    assert_true(ops->ko_size(ks) < full / 4);
+    eddy__kstate_destroy(ks);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -1176,6 +1327,8 @@ int main(void)
         T(test_many_keys_fast),
         cmocka_unit_test(test_ttl_expiry_on_read),
         cmocka_unit_test(test_ttl_incremental_cleanup),
+        T(test_get_for_update),
+        cmocka_unit_test(test_get_for_update_ttl),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
