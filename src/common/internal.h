@@ -10,9 +10,11 @@
 #ifndef EDDY_COMMON_INTERNAL_H
 #define EDDY_COMMON_INTERNAL_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "eddy/eddy.h"
@@ -79,6 +81,29 @@ static inline int eddy__key_group_subtask(int key_group, int max_parallelism,
 /* First and last (inclusive) key group owned by `subtask`. */
 void eddy__key_group_range(int subtask, int max_parallelism, int parallelism,
                            int *first, int *last);
+
+/* Mutexes: a failed lock or unlock is a broken invariant, not an error to
+ * return (STYLE §8), so these abort. */
+static inline void eddy__mutex_lock(pthread_mutex_t *mu)
+{
+    if (pthread_mutex_lock(mu) != 0) {
+        abort();
+    }
+}
+
+static inline void eddy__mutex_unlock(pthread_mutex_t *mu)
+{
+    if (pthread_mutex_unlock(mu) != 0) {
+        abort();
+    }
+}
+
+/* An aggregate needs an accumulator size, add and result. */
+static inline bool eddy__aggregate_usable(const eddy_aggregate_t *agg)
+{
+    return agg != NULL && agg->add != NULL && agg->result != NULL &&
+           agg->acc_size > 0;
+}
 
 /* Monotonic clock in nanoseconds. */
 uint64_t eddy__now_ns(void);

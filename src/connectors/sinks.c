@@ -54,9 +54,9 @@ static int print_open(eddy__op_t *op)
 
 static int print_write(eddy__op_t *op, const char *p, size_t n)
 {
-    pthread_mutex_lock(&stdout_mu);
+    eddy__mutex_lock(&stdout_mu);
     int rc = write_all(STDOUT_FILENO, p, n);
-    pthread_mutex_unlock(&stdout_mu);
+    eddy__mutex_unlock(&stdout_mu);
     if (rc != 0) {
         return eddy__op_fail(op, EDDY_ERR_IO,
                              "cannot write to standard output: %s",
@@ -89,12 +89,12 @@ static int print_process(void *opv, const eddy_record_t *rec)
         if (need > PRINT_BUFFER) {
             /* A huge line: write it whole, still under the lock so it is
              * never split by another subtask's output. */
-            pthread_mutex_lock(&stdout_mu);
+            eddy__mutex_lock(&stdout_mu);
             rc = write_all(STDOUT_FILENO, rec->value, rec->value_len);
             if (rc == 0) {
                 rc = write_all(STDOUT_FILENO, "\n", 1);
             }
-            pthread_mutex_unlock(&stdout_mu);
+            eddy__mutex_unlock(&stdout_mu);
             if (rc != 0) {
                 return eddy__op_fail(op, EDDY_ERR_IO,
                                      "cannot write to standard output: %s",
@@ -260,17 +260,17 @@ void eddy_collection_destroy(eddy_collection_t *c)
 
 size_t eddy_collection_count(eddy_collection_t *c)
 {
-    pthread_mutex_lock(&c->cl_mu);
+    eddy__mutex_lock(&c->cl_mu);
     size_t n = c->cl_n;
-    pthread_mutex_unlock(&c->cl_mu);
+    eddy__mutex_unlock(&c->cl_mu);
     return n;
 }
 
 const eddy_record_t *eddy_collection_get(eddy_collection_t *c, size_t i)
 {
-    pthread_mutex_lock(&c->cl_mu);
+    eddy__mutex_lock(&c->cl_mu);
     const eddy_record_t *r = i < c->cl_n ? &c->cl_recs[i] : NULL;
-    pthread_mutex_unlock(&c->cl_mu);
+    eddy__mutex_unlock(&c->cl_mu);
     return r;
 }
 
@@ -278,7 +278,7 @@ static int collect_process(void *opv, const eddy_record_t *rec)
 {
     eddy__op_t *op = opv;
     eddy_collection_t *c = op->op_node->s_config;
-    pthread_mutex_lock(&c->cl_mu);
+    eddy__mutex_lock(&c->cl_mu);
     eddy__grow((void **)&c->cl_recs, &c->cl_cap, c->cl_n + 1,
                sizeof(*c->cl_recs));
     eddy_record_t *d = &c->cl_recs[c->cl_n];
@@ -304,7 +304,7 @@ static int collect_process(void *opv, const eddy_record_t *rec)
         d->value = mem;
         c->cl_n++;
     }
-    pthread_mutex_unlock(&c->cl_mu);
+    eddy__mutex_unlock(&c->cl_mu);
     if (rc != 0) {
         return eddy__op_fail(op, rc, "out of memory collecting results");
     }

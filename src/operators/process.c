@@ -88,8 +88,7 @@ int eddy_declare_state(eddy_stream_t *op, const eddy_state_desc_t *desc)
         return -1;
     }
     if (desc->kind == EDDY_STATE_AGGREGATING &&
-        (desc->aggregate == NULL || desc->aggregate->add == NULL ||
-         desc->aggregate->result == NULL || desc->aggregate->acc_size == 0)) {
+        !eddy__aggregate_usable(desc->aggregate)) {
         eddy_env_fail(env,
                       "eddy_declare_state: aggregating state '%s' needs "
                       "an aggregate with acc_size, add and result",

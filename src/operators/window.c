@@ -2069,8 +2069,7 @@ eddy_stream_t *eddy_window_aggregate(eddy_stream_t *keyed,
                                      const eddy_window_spec_t *w,
                                      const eddy_aggregate_t *agg)
 {
-    if (keyed != NULL && (agg == NULL || agg->add == NULL ||
-                          agg->result == NULL || agg->acc_size == 0)) {
+    if (keyed != NULL && !eddy__aggregate_usable(agg)) {
         eddy_env_fail(keyed->s_env, "eddy_window_aggregate: the aggregate "
                                     "needs acc_size, add and result");
         return NULL;

@@ -7,20 +7,6 @@
 
 #include "runtime/buffer.h"
 
-static void lock(pthread_mutex_t *mu)
-{
-    if (pthread_mutex_lock(mu) != 0) {
-        abort();
-    }
-}
-
-static void unlock(pthread_mutex_t *mu)
-{
-    if (pthread_mutex_unlock(mu) != 0) {
-        abort();
-    }
-}
-
 eddy__pool_t *eddy__pool_new(size_t segment_size, size_t max_buffers)
 {
     eddy__pool_t *pl = eddy__calloc(1, sizeof(*pl));
@@ -85,7 +71,7 @@ static bool cancelled(eddy__pool_t *pl)
 
 eddy__buffer_t *eddy__pool_get(eddy__pool_t *pl)
 {
-    lock(&pl->pl_mu);
+    eddy__mutex_lock(&pl->pl_mu);
     eddy__buffer_t *b = take_locked(pl);
     if (b == NULL && !(pl->pl_free == NULL && pl->pl_allocated < pl->pl_max)) {
         uint64_t t0 = eddy__now_ns();
@@ -98,15 +84,15 @@ eddy__buffer_t *eddy__pool_get(eddy__pool_t *pl)
         atomic_fetch_add_explicit(&pl->pl_wait_ns, eddy__now_ns() - t0,
                                   memory_order_relaxed);
     }
-    unlock(&pl->pl_mu);
+    eddy__mutex_unlock(&pl->pl_mu);
     return b;
 }
 
 eddy__buffer_t *eddy__pool_try_get(eddy__pool_t *pl)
 {
-    lock(&pl->pl_mu);
+    eddy__mutex_lock(&pl->pl_mu);
     eddy__buffer_t *b = take_locked(pl);
-    unlock(&pl->pl_mu);
+    eddy__mutex_unlock(&pl->pl_mu);
     return b;
 }
 
@@ -116,27 +102,27 @@ void eddy__buffer_release(eddy__buffer_t *buf)
         return;
     }
     eddy__pool_t *pl = buf->buf_pool;
-    lock(&pl->pl_mu);
+    eddy__mutex_lock(&pl->pl_mu);
     buf->buf_next = pl->pl_free;
     pl->pl_free = buf;
     pl->pl_available++;
     if (pl->pl_waiters > 0) {
         pthread_cond_signal(&pl->pl_cv);
     }
-    unlock(&pl->pl_mu);
+    eddy__mutex_unlock(&pl->pl_mu);
 }
 
 void eddy__pool_wake(eddy__pool_t *pl)
 {
-    lock(&pl->pl_mu);
+    eddy__mutex_lock(&pl->pl_mu);
     pthread_cond_broadcast(&pl->pl_cv);
-    unlock(&pl->pl_mu);
+    eddy__mutex_unlock(&pl->pl_mu);
 }
 
 size_t eddy__pool_available(eddy__pool_t *pl)
 {
-    lock(&pl->pl_mu);
+    eddy__mutex_lock(&pl->pl_mu);
     size_t n = pl->pl_available + (pl->pl_max - pl->pl_allocated);
-    unlock(&pl->pl_mu);
+    eddy__mutex_unlock(&pl->pl_mu);
     return n;
 }

@@ -7,20 +7,6 @@
 
 #include "runtime/channel.h"
 
-static void lock(pthread_mutex_t *mu)
-{
-    if (pthread_mutex_lock(mu) != 0) {
-        abort();
-    }
-}
-
-static void unlock(pthread_mutex_t *mu)
-{
-    if (pthread_mutex_unlock(mu) != 0) {
-        abort();
-    }
-}
-
 static bool is_cancelled(const eddy__gate_t *g)
 {
     return g->g_cancel != NULL &&
@@ -87,7 +73,7 @@ int eddy__gate_push(void *inchan, eddy__buffer_t *buf)
 {
     eddy__inchan_t *ic = inchan;
     eddy__gate_t *g = ic->ic_gate;
-    lock(&g->g_mu);
+    eddy__mutex_lock(&g->g_mu);
     if (ic->ic_count == ic->ic_cap) {
         uint64_t t0 = eddy__now_ns();
         while (ic->ic_count == ic->ic_cap && !is_cancelled(g)) {
@@ -99,7 +85,7 @@ int eddy__gate_push(void *inchan, eddy__buffer_t *buf)
                                   memory_order_relaxed);
     }
     if (is_cancelled(g)) {
-        unlock(&g->g_mu);
+        eddy__mutex_unlock(&g->g_mu);
         eddy__buffer_release(buf);
         return EDDY_ERR_CANCELED;
     }
@@ -111,17 +97,17 @@ int eddy__gate_push(void *inchan, eddy__buffer_t *buf)
     if (g->g_reader_waiting) {
         pthread_cond_signal(&g->g_data);
     }
-    unlock(&g->g_mu);
+    eddy__mutex_unlock(&g->g_mu);
     return 0;
 }
 
 /* deadline: 0 = do not wait, UINT64_MAX = wait without limit. */
 static eddy__buffer_t *pop(eddy__gate_t *g, int *channel, uint64_t deadline)
 {
-    lock(&g->g_mu);
+    eddy__mutex_lock(&g->g_mu);
     while (g->g_rcount == 0) {
         if (deadline == 0 || is_cancelled(g)) {
-            unlock(&g->g_mu);
+            eddy__mutex_unlock(&g->g_mu);
             return NULL;
         }
         g->g_reader_waiting++;
@@ -130,7 +116,7 @@ static eddy__buffer_t *pop(eddy__gate_t *g, int *channel, uint64_t deadline)
         } else {
             if (eddy__now_ns() >= deadline) {
                 g->g_reader_waiting--;
-                unlock(&g->g_mu);
+                eddy__mutex_unlock(&g->g_mu);
                 return NULL;
             }
             struct timespec ts = {(time_t)(deadline / 1000000000u),
@@ -154,7 +140,7 @@ static eddy__buffer_t *pop(eddy__gate_t *g, int *channel, uint64_t deadline)
     if (ic->ic_writer_waiting) {
         pthread_cond_signal(&ic->ic_space);
     }
-    unlock(&g->g_mu);
+    eddy__mutex_unlock(&g->g_mu);
     *channel = idx;
     return b;
 }
@@ -172,18 +158,18 @@ eddy__buffer_t *eddy__gate_pop_until(eddy__gate_t *g, int *channel,
 
 void eddy__gate_wake(eddy__gate_t *g)
 {
-    lock(&g->g_mu);
+    eddy__mutex_lock(&g->g_mu);
     pthread_cond_broadcast(&g->g_data);
     for (int i = 0; i < g->g_n; i++) {
         pthread_cond_broadcast(&g->g_chans[i].ic_space);
     }
-    unlock(&g->g_mu);
+    eddy__mutex_unlock(&g->g_mu);
 }
 
 int eddy__gate_queued(eddy__gate_t *g, int channel)
 {
-    lock(&g->g_mu);
+    eddy__mutex_lock(&g->g_mu);
     int n = g->g_chans[channel].ic_count;
-    unlock(&g->g_mu);
+    eddy__mutex_unlock(&g->g_mu);
     return n;
 }

@@ -166,13 +166,13 @@ static void task_destroy(eddy__task_t *t)
 static void wait_for_tasks(eddy__job_t *job)
 {
     bool woken = false;
-    pthread_mutex_lock(&job->j_mu);
+    eddy__mutex_lock(&job->j_mu);
     while (job->j_running > 0) {
         if (!woken && atomic_load(job->j_cancel) != 0) {
             woken = true;
-            pthread_mutex_unlock(&job->j_mu);
+            eddy__mutex_unlock(&job->j_mu);
             eddy__job_wake_all(job);
-            pthread_mutex_lock(&job->j_mu);
+            eddy__mutex_lock(&job->j_mu);
             continue;
         }
         struct timespec ts;
@@ -184,7 +184,7 @@ static void wait_for_tasks(eddy__job_t *job)
         }
         pthread_cond_timedwait(&job->j_done, &job->j_mu, &ts);
     }
-    pthread_mutex_unlock(&job->j_mu);
+    eddy__mutex_unlock(&job->j_mu);
 }
 
 int eddy__local_run(eddy_env_t *env, eddy__plan_t *pl, eddy_error_t *err)
@@ -343,11 +343,11 @@ int eddy__local_run(eddy_env_t *env, eddy__plan_t *pl, eddy_error_t *err)
     /* Run. */
     for (int i = 0; i < job.j_ntasks; i++) {
         eddy__task_t *t = job.j_tasks[i];
-        pthread_mutex_lock(&job.j_mu);
+        eddy__mutex_lock(&job.j_mu);
         job.j_running++;
-        pthread_mutex_unlock(&job.j_mu);
+        eddy__mutex_unlock(&job.j_mu);
         if (pthread_create(&t->t_thread, NULL, eddy__task_main, t) != 0) {
-            pthread_mutex_lock(&job.j_mu);
+            eddy__mutex_lock(&job.j_mu);
             job.j_running--;
             if (!job.j_failed) {
                 job.j_failed = true;
@@ -355,7 +355,7 @@ int eddy__local_run(eddy_env_t *env, eddy__plan_t *pl, eddy_error_t *err)
                                "cannot start a thread for task '%s'",
                                t->t_name);
             }
-            pthread_mutex_unlock(&job.j_mu);
+            eddy__mutex_unlock(&job.j_mu);
             atomic_store(job.j_cancel, 1);
             break;
         }

@@ -572,7 +572,7 @@ static int finish(eddy__task_t *t)
 static void report_failure(eddy__task_t *t, int rc)
 {
     eddy__job_t *job = t->t_job;
-    pthread_mutex_lock(&job->j_mu);
+    eddy__mutex_lock(&job->j_mu);
     if (!job->j_failed &&
         !(rc == EDDY_ERR_CANCELED && t->t_failed_op == NULL)) {
         eddy__op_t *op = t->t_failed_op;
@@ -591,7 +591,7 @@ static void report_failure(eddy__task_t *t, int rc)
                            eddy_strerror(rc));
         }
     }
-    pthread_mutex_unlock(&job->j_mu);
+    eddy__mutex_unlock(&job->j_mu);
     /* Stop everyone: raise the flag, then wake every blocked thread. */
     atomic_store(job->j_cancel, 1);
     eddy__job_wake_all(job);
@@ -638,9 +638,9 @@ void *eddy__task_main(void *arg)
         report_failure(t, rc);
     }
     eddy__crash_thread_close();
-    pthread_mutex_lock(&t->t_job->j_mu);
+    eddy__mutex_lock(&t->t_job->j_mu);
     t->t_job->j_running--;
     pthread_cond_signal(&t->t_job->j_done);
-    pthread_mutex_unlock(&t->t_job->j_mu);
+    eddy__mutex_unlock(&t->t_job->j_mu);
     return NULL;
 }
