@@ -7,6 +7,12 @@ set -euo pipefail
 packages=(
   gcc make cmake pkg-config      # toolchain
   libcmocka-dev                  # unit tests
+  libjansson-dev                 # JSON (checkpoint metadata)
+  librdkafka-dev                 # Kafka source, sink, dev broker
+  librocksdb-dev                 # rocksdb state backend
+  libpq-dev postgresql           # PostgreSQL sink (and its tests)
+  libyaml-dev                    # eddy.yaml (src/common/settings.c)
+  libsqlite3-dev                 # JobManager metadata store (src/meta/)
   clang-format                   # style check
 )
 

@@ -8,5 +8,5 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DEDDY_SANITIZE=thread >/dev/null
 cmake --build build-tsan -j"$(nproc)" >/dev/null
-TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$PWD/scripts/tsan.supp" \
   ctest --test-dir build-tsan --output-on-failure -j"$(nproc)" -E integ_crash

@@ -262,6 +262,15 @@ EDDY_EXPORT void eddy_env_set_buffer_size(eddy_env_t *env, size_t size);
 EDDY_EXPORT void eddy_env_set_channel_capacity(eddy_env_t *env, int buffers);
 
 /**
+ * @brief Takes a checkpoint every `interval_ms` (at least 10): barriers flow
+ * with the records, every operator's state is saved, and after a failure the
+ * job restarts from the latest completed checkpoint with exactly-once state.
+ * `eddy run --checkpoint-interval` overrides it. Default: off.
+ */
+EDDY_EXPORT void eddy_env_enable_checkpointing(eddy_env_t *env,
+                                               int64_t interval_ms);
+
+/**
  * @brief Records a graph-building error (printf format). The first error
  * wins; building continues (all builders accept NULL streams) and the job is
  * rejected with this message. Returns EDDY_ERR_INVALID for convenience.
@@ -485,15 +494,16 @@ EDDY_EXPORT int64_t eddy_ctx_processing_time(const eddy_ctx_t *ctx);
  * partition, as Flink's WatermarkStrategy given to a source does. `ws` is
  * copied.
  *
- * A partitioned source (eddy_source_partitions) runs one watermark generator
- * per partition and emits, every watermark interval, the minimum over its
- * partitions: a partition that lags behind holds the subtask's watermark
- * back, so its records are not late. A partition without records for
- * ws->idleness_ms is idle and left out of the minimum until its next record;
- * when all of a subtask's partitions are idle, the subtask's output is idle
- * (downstream does not wait for it). A finished partition no longer holds
- * the watermark back. Punctuated watermarks (custom on_event) apply to the
- * partition of the record; a custom generator's state is per partition.
+ * A partitioned source (eddy_source_partitions, eddy_source_kafka) runs one
+ * watermark generator per partition and emits, every watermark interval,
+ * the minimum over its partitions: a partition that lags behind holds the
+ * subtask's watermark back, so its records are not late. A partition
+ * without records for ws->idleness_ms is idle and left out of the minimum
+ * until its next record; when all of a subtask's partitions are idle, the
+ * subtask's output is idle (downstream does not wait for it). A finished
+ * partition no longer holds the watermark back. Punctuated watermarks (custom
+ * on_event) apply to the partition of the record; a custom generator's state is
+ * per partition.
  *
  * Any other source counts as one partition per subtask: the call then adds
  * eddy_assign_timestamps(source, ws) with the source's parallelism (chained
@@ -820,6 +830,343 @@ EDDY_EXPORT eddy_stream_t *eddy_window_join(eddy_stream_t *left,
                                             eddy_join_fn fn, void *opaque);
 
 /* ------------------------------------------------------------------------ */
+/* Kafka                                                                    */
+/* ------------------------------------------------------------------------ */
+
+/** Where a Kafka source starts reading partitions it has no checkpointed
+ * offset for. */
+typedef enum eddy_kafka_start {
+    EDDY_KAFKA_START_EARLIEST = 0, /* the oldest record kept (default) */
+    EDDY_KAFKA_START_LATEST,       /* only records produced after the start */
+    /* The offsets committed by `group_id`; partitions without one follow
+     * the librdkafka property auto.offset.reset (default here: earliest;
+     * "error" fails the job). */
+    EDDY_KAFKA_START_GROUP_OFFSETS,
+    /* The first record with a timestamp >= start_ts (Kafka's
+     * offsets-for-times lookup); partitions without one start at their
+     * end. */
+    EDDY_KAFKA_START_TIMESTAMP
+} eddy_kafka_start_t;
+
+/** What a Kafka source's records hold. */
+typedef enum eddy_kafka_format {
+    /* key = the message key, value = the message value, unchanged. */
+    EDDY_KAFKA_RAW = 0,
+    /* As RAW, but a value that is not one JSON text (RFC 8259, UTF-8) is
+     * skipped and counted (eddy_kafka_malformed_records); so is a null
+     * value (a tombstone). */
+    EDDY_KAFKA_JSON,
+    /* key = the message key; value = a JSON object describing the message:
+     *   {"topic":"t","partition":0,"offset":42,"timestamp":1700000000000,
+     *    "timestamp_type":"create","key":"k","value":"v",
+     *    "headers":{"name":"value",...}}
+     * Byte strings (key, value, header values) are JSON strings when they
+     * are valid UTF-8, null when absent, and {"base64":"..."} otherwise.
+     * "timestamp" and "timestamp_type" ("create" or "log_append") are null
+     * when the broker gave none. A header name that occurs several times
+     * appears several times, in order. */
+    EDDY_KAFKA_ENVELOPE
+} eddy_kafka_format_t;
+
+/**
+ * Options of eddy_source_kafka. Zero-initialise, then set at least
+ * `bootstrap` and `topic`:
+ *
+ *     eddy_kafka_source_opts_t o = {0};
+ *     o.bootstrap = "127.0.0.1:9092";
+ *     o.topic = "orders";
+ *     o.group_id = "orders-job";      // offsets are committed there
+ */
+typedef struct eddy_kafka_source_opts {
+    /** Brokers to bootstrap from: "host:port[,host:port...]". */
+    const char *bootstrap;
+    /** A topic, or several separated by commas ("a,b,c"). */
+    const char *topic;
+    /** Consumer group that receives the offsets of completed checkpoints
+     * (for monitoring and EDDY_KAFKA_START_GROUP_OFFSETS); NULL: none. The
+     * source never joins the group: partitions are assigned by eddy. */
+    const char *group_id;
+    eddy_kafka_start_t start;
+    /** EDDY_KAFKA_START_TIMESTAMP: ms since the epoch. */
+    int64_t start_ts;
+    eddy_kafka_format_t format;
+    /** Extra librdkafka consumer properties as key, value pairs, ended by
+     * NULL: {"fetch.wait.max.ms", "50", "security.protocol", "ssl", NULL}.
+     * Unknown keys and bad values are graph-building errors. The source
+     * owns bootstrap.servers, group.id, enable.auto.commit,
+     * enable.auto.offset.store and enable.partition.eof. */
+    const char *const *props;
+    /** Stop at the end offsets found when the subtask starts (tests,
+     * backfills); false: read until the job is canceled. */
+    bool bounded;
+    /** How long a subtask waits at start for the cluster's metadata before
+     * failing the job with an error naming `bootstrap`; 0: 10000 ms. */
+    int64_t connect_timeout_ms;
+} eddy_kafka_source_opts_t;
+
+/**
+ * @brief A source reading Kafka topics through librdkafka. Strings in
+ * `opts` are copied.
+ *
+ * Records carry the message key, the value (per `opts->format`) and the
+ * message timestamp as event timestamp (EDDY_TS_NONE if it has none).
+ *
+ * Partitions are assigned by eddy, never by a consumer-group rebalance:
+ * partition p of topic T is read by subtask (h(T) + p) % parallelism, h
+ * being a stable hash, so every subtask reads a fixed set of partitions and
+ * a subtask reads its partitions in offset order. The partitions a topic
+ * has when a subtask starts are read (partitions added later are not).
+ * Default parallelism: the environment's.
+ *
+ * With checkpointing, every checkpoint stores each partition's next offset
+ * (operator list state, union redistribution); a restore, also at another
+ * parallelism, resumes every partition exactly there, and partitions the
+ * checkpoint does not know start per `opts->start`. When a checkpoint
+ * completes, its offsets are committed to `group_id` (asynchronously; a
+ * failed commit is counted, never fatal: the checkpoint holds the truth).
+ *
+ * Watermarks: eddy_source_with_watermarks() gives the source per-partition
+ * watermark generators (the subtask emits the minimum over its partitions;
+ * idleness as documented there).
+ *
+ * Errors: a cluster that cannot be reached within `connect_timeout_ms`, a
+ * topic that does not exist, or an unrecoverable consumer error fails the
+ * job with a message naming the bootstrap servers or the topic.
+ *
+ * @returns the source; NULL with an error recorded in the environment when
+ *          an option is invalid.
+ */
+EDDY_EXPORT eddy_stream_t *
+eddy_source_kafka(eddy_env_t *env, const eddy_kafka_source_opts_t *opts);
+
+/** @brief Records a Kafka source skipped as malformed (EDDY_KAFKA_JSON),
+ * summed over its subtasks; 0 for other streams. */
+EDDY_EXPORT uint64_t eddy_kafka_malformed_records(eddy_stream_t *source);
+
+/* ------------------------------------------------------------------------ */
+/* Kafka sink                                                               */
+/* ------------------------------------------------------------------------ */
+
+/** Delivery guarantee of eddy_sink_kafka. */
+typedef enum eddy_kafka_guarantee {
+    /* Every record reaches the topic at least once: a checkpoint waits
+     * until everything produced before its barrier is acknowledged. A
+     * restore may send records again. (Default.) */
+    EDDY_KAFKA_AT_LEAST_ONCE = 0,
+    /* Every record is committed exactly once, in Kafka transactions, when
+     * the checkpoint that covers it completes (see eddy_sink_kafka). */
+    EDDY_KAFKA_EXACTLY_ONCE,
+    /* Produce and forget: records can be lost on failure. */
+    EDDY_KAFKA_NONE
+} eddy_kafka_guarantee_t;
+
+/** Default bound of the records an exactly-once Kafka sink subtask holds
+ * between checkpoints (64 MiB). */
+#define EDDY_KAFKA_DEFAULT_MAX_STAGED ((size_t)64 * 1024 * 1024)
+
+/**
+ * Options of eddy_sink_kafka. Zero-initialise, then set at least
+ * `bootstrap` and `topic`:
+ *
+ *     eddy_kafka_sink_opts_t o = {0};
+ *     o.bootstrap = "127.0.0.1:9092";
+ *     o.topic = "totals";
+ *     o.guarantee = EDDY_KAFKA_EXACTLY_ONCE;
+ *     o.transactional_id_prefix = "totals-job";
+ */
+typedef struct eddy_kafka_sink_opts {
+    /** Brokers to bootstrap from: "host:port[,host:port...]". */
+    const char *bootstrap;
+    /** The topic records are written to. */
+    const char *topic;
+    eddy_kafka_guarantee_t guarantee;
+    /** EXACTLY_ONCE: subtask i of the sink with uid U uses the Kafka
+     * transactional id "<prefix>-<U>-<i>". Two running jobs must not share
+     * a prefix and uid (they would fence each other); a job restored from a
+     * checkpoint or savepoint must keep them. NULL: "eddy-<job name>". */
+    const char *transactional_id_prefix;
+    /** EXACTLY_ONCE: the topic of the commit markers; NULL:
+     * "<topic>.eddy-commits". It must keep its records as long as a
+     * checkpoint may be restored: make it a compacted topic (markers are
+     * keyed so that compaction keeps what recovery needs). */
+    const char *marker_topic;
+    /** EXACTLY_ONCE: the most bytes of records a subtask may hold between
+     * checkpoints (they are kept in memory and in the checkpoint until
+     * committed); more fails the job. 0: EDDY_KAFKA_DEFAULT_MAX_STAGED. */
+    size_t max_staged_bytes;
+    /** Extra librdkafka producer properties as key, value pairs, ended by
+     * NULL: {"linger.ms", "20", "compression.type", "lz4", NULL}. Unknown
+     * keys and bad values are graph-building errors. The sink owns
+     * bootstrap.servers and transactional.id. */
+    const char *const *props;
+} eddy_kafka_sink_opts_t;
+
+/**
+ * @brief Writes every record to a Kafka topic through librdkafka: the
+ * record's key is the message key (a record without key gives a message
+ * without key), its value the message value (never null), its timestamp the
+ * message timestamp (EDDY_TS_NONE: the time it is sent). Strings in `opts`
+ * are copied. Default parallelism: the environment's.
+ *
+ * EXACTLY_ONCE needs checkpointing. Records are held back (in memory, and
+ * in each checkpoint) until the checkpoint whose barrier follows them
+ * completes; then the subtask commits them in one Kafka transaction
+ * together with a marker record in the marker topic naming what was
+ * committed. After a failure the restored checkpoint holds every batch that
+ * may not be committed yet; the sink fences the old producers, reads the
+ * marker topic, and commits exactly the batches no marker names. Consumers
+ * must read with isolation.level=read_committed. At the end of a bounded
+ * input the remaining records are committed at once. Without checkpoints
+ * everything is committed at the end, so an unbounded job fails once
+ * `max_staged_bytes` is reached.
+ *
+ * A delivery failure (after librdkafka's retries) fails the job.
+ *
+ * @returns the sink; NULL with an error recorded in the environment when an
+ *          option is invalid.
+ */
+EDDY_EXPORT eddy_stream_t *eddy_sink_kafka(eddy_stream_t *in,
+                                           const eddy_kafka_sink_opts_t *opts);
+
+/* ------------------------------------------------------------------------ */
+/* PostgreSQL sink                                                          */
+/* ------------------------------------------------------------------------ */
+
+/** Delivery guarantee of eddy_sink_postgres when checkpointing is on. */
+typedef enum eddy_pg_guarantee {
+    /* One transaction per checkpoint and subtask, prepared (PREPARE
+     * TRANSACTION) at the barrier and committed when the checkpoint
+     * completes: every record becomes a committed row exactly once, across
+     * failures and restores, provided the job's checkpoints are exactly-once
+     * too (checkpoint.mode, the default). The server needs
+     * max_prepared_transactions > 0. */
+    EDDY_PG_EXACTLY_ONCE = 0,
+    /* One plain transaction per checkpoint and subtask, committed at the
+     * barrier: after a failure, the rows of records replayed from the
+     * restored checkpoint are written again. */
+    EDDY_PG_AT_LEAST_ONCE
+} eddy_pg_guarantee_t;
+
+/** How a record becomes a row when no `to_row` function is given. */
+typedef enum eddy_pg_format {
+    /* The value is one CSV line (RFC 4180) with one field per column, in
+     * `columns` order. An empty unquoted field is SQL NULL and "" the empty
+     * string, as in PostgreSQL's COPY ... CSV. */
+    EDDY_PG_CSV = 0,
+    /* The value is a JSON object whose member "c" gives column c: a string
+     * gives its text, a number or boolean its JSON text, an object or array
+     * its compact JSON (for json/jsonb columns); null or a missing member
+     * gives SQL NULL. Other members are ignored. */
+    EDDY_PG_JSON
+} eddy_pg_format_t;
+
+/** Value length meaning "NUL-terminated" (see eddy_pg_row_fn). */
+#define EDDY_PG_NTS ((size_t)-1)
+
+/**
+ * Makes the row of a record. values[i] (initially NULL, which writes SQL
+ * NULL) gets column i's value in PostgreSQL's text input form: "42",
+ * "2024-05-01 12:00:00+00", "t", "\\x00ff" for bytea. lengths[i] starts as
+ * EDDY_PG_NTS (NUL-terminated); set it to use bytes that are not, such as a
+ * part of the record. Values may point into the record, static memory or
+ * eddy_ctx_scratch() memory: the sink copies them before going on. A value
+ * must not contain a NUL byte. Return 0, or fail the job with
+ * eddy_ctx_fail().
+ */
+typedef int (*eddy_pg_row_fn)(eddy_ctx_t *ctx, const eddy_record_t *in,
+                              const char **values, size_t *lengths,
+                              void *opaque);
+
+/**
+ * Options of eddy_sink_postgres. Zero-initialise, then set at least
+ * `conninfo`, `table`, `columns` and `ncolumns`:
+ *
+ *     static const char *const cols[] = {"id", "name", "amount"};
+ *     eddy_pg_sink_opts_t o = {0};
+ *     o.conninfo = "postgresql://app@db:5432/shop";
+ *     o.table = "orders";
+ *     o.columns = cols;
+ *     o.ncolumns = 3;                   // values are CSV lines "7,ann,9.5"
+ */
+typedef struct eddy_pg_sink_opts {
+    /** A libpq connection string ("postgresql://user@host:5432/db" or
+     * "host=... dbname=..."). Messages never show it (it may hold a
+     * password); they name the host and port. */
+    const char *conninfo;
+    /** The table, written as in SQL: "orders", "shop.orders", "\"Orders\"".
+     * It must exist when the job starts. */
+    const char *table;
+    /** Column names, in the order of a row's values. They are quoted
+     * identifiers: "Amount" is not amount. */
+    const char *const *columns;
+    int ncolumns;
+    /** Upsert: the columns of a unique constraint, all among `columns`.
+     * Rows are then written with INSERT ... ON CONFLICT (keys) DO UPDATE
+     * SET (the other columns), and within one transaction the last row of
+     * a key wins. Rows of one key must go to one sink subtask (key_by those
+     * columns, or parallelism 1). 0: plain inserts (COPY). */
+    const char *const *key_columns;
+    int nkey_columns;
+    eddy_pg_guarantee_t guarantee;
+    /** Without `to_row`: the format of record values. */
+    eddy_pg_format_t format;
+    eddy_pg_row_fn to_row; /* NULL: parse values per `format` */
+    void *opaque;          /* passed to to_row */
+    /** Upserts: rows per INSERT statement. Without checkpointing: rows per
+     * transaction. 0: 1000. */
+    size_t batch_rows;
+    /** The name in this sink's prepared-transaction ids
+     * ("eddy:<name>:<subtask>:<checkpoint>:<job id>"): 1-64 characters of
+     * [A-Za-z0-9_.-]. NULL: derived from the operator's uid and the table.
+     * Two jobs running at once must not use one name on one database: at
+     * start, a sink rolls back prepared transactions of its name that its
+     * checkpoint does not know. */
+    const char *txn_name;
+} eddy_pg_sink_opts_t;
+
+/**
+ * @brief Writes every record as a row of a PostgreSQL table through libpq.
+ * Strings in `opts` are copied; `opts` may be freed after the call.
+ *
+ * Every subtask keeps one connection (two when inserting with exactly-once:
+ * commits then use a second one, as the first is busy with the next
+ * transaction). Inserts are streamed with COPY; upserts go in multi-row
+ * INSERT statements of `batch_rows` rows, one statement in flight.
+ *
+ * Exactly-once (with checkpointing): the rows between barriers n-1 and n
+ * form one transaction, prepared at barrier n and committed (COMMIT
+ * PREPARED) when checkpoint n completes, together with earlier ones still
+ * prepared (those of aborted checkpoints). A restore commits the prepared
+ * transactions the checkpoint names and rolls back the sink's other
+ * prepared transactions (rows of the failed run, which the sources replay).
+ * Upserts: while a subtask's transaction is prepared and its checkpoint not
+ * yet complete, new rows wait in memory (they may update rows that
+ * transaction holds locked) and rows still waiting at the next barrier are
+ * stored in that checkpoint.
+ *
+ * At-least-once (with checkpointing): transactions are committed at every
+ * barrier. Without checkpointing (either guarantee): a transaction is
+ * committed every `batch_rows` rows and whenever the subtask goes idle; a
+ * failed job leaves the rows written so far.
+ *
+ * At the end of a bounded input a subtask commits everything at once. If the
+ * job then fails before all its tasks have finished, the restart writes that
+ * subtask's rows again.
+ *
+ * Errors fail the job with one message: a record that cannot become a row
+ * (to_row failed, malformed CSV/JSON, a NUL byte), an unreachable server or
+ * a lost connection (naming host and port), a missing table or column, a
+ * value the column rejects, max_prepared_transactions = 0 with
+ * exactly-once.
+ *
+ * @returns the sink; NULL with an error recorded in the environment when an
+ *          option is invalid (the server is not contacted until the job
+ *          runs).
+ */
+EDDY_EXPORT eddy_stream_t *eddy_sink_postgres(eddy_stream_t *in,
+                                              const eddy_pg_sink_opts_t *opts);
+
+/* ------------------------------------------------------------------------ */
 /* Operator settings (return their argument, so they can be nested)         */
 /* ------------------------------------------------------------------------ */
 
@@ -852,6 +1199,19 @@ EDDY_EXPORT eddy_stream_t *eddy_sink_print(eddy_stream_t *in);
  * receives files part-0 .. part-(N-1). Existing files are replaced.
  */
 EDDY_EXPORT eddy_stream_t *eddy_sink_file(eddy_stream_t *in, const char *path);
+
+/**
+ * @brief Writes each record's value followed by '\n' into part files in
+ * directory `dir`, exactly once: with checkpointing, a subtask's records
+ * between two checkpoints go to a hidden in-progress file that becomes
+ * `part-<subtask>-<checkpoint id>` when that checkpoint completes (an atomic
+ * rename, redone after a crash if needed), so after any failure and restart
+ * the final files hold every record exactly once. Without checkpointing,
+ * and at the end of a bounded input, files are committed directly. Files
+ * whose names start with '.' are in progress: readers ignore them.
+ */
+EDDY_EXPORT eddy_stream_t *eddy_sink_part_files(eddy_stream_t *in,
+                                                const char *dir);
 
 /** @brief Consumes and drops every record (for benchmarks). */
 EDDY_EXPORT eddy_stream_t *eddy_sink_discard(eddy_stream_t *in);

@@ -37,7 +37,9 @@ extern "C" {
     XX(STATE, -9, "invalid state")                                             \
     XX(CRASHED, -10, "crashed")                                                \
     XX(UNSUPPORTED, -11, "unsupported")                                        \
-    XX(FORMAT, -12, "malformed data")
+    XX(FORMAT, -12, "malformed data")                                          \
+    XX(EXTERNAL, -13, "external system error")                                 \
+    XX(TIMEOUT, -14, "timed out")
 
 typedef enum eddy_err {
     EDDY_OK = 0,

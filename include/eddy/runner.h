@@ -54,6 +54,40 @@ EDDY_EXPORT void eddy_env_set_default_parallelism(eddy_env_t *env,
                                                   int parallelism);
 
 /**
+ * @brief Sets a configuration key (DESIGN §8 names: "checkpoint.interval",
+ * "checkpoint.dir", "checkpoint.timeout", "checkpoint.min_pause",
+ * "checkpoint.max_concurrent", "checkpoint.retained", "checkpoint.mode",
+ * "state.backend", "state.rocksdb.dir", "restart.strategy",
+ * "restart.attempts", "restart.delay", "restart.max_delay",
+ * "restart.multiplier", "savepoint.path", "savepoint.allow_non_restored",
+ * "job.id"). Call after eddy_job_build: the runner's settings override the
+ * job's. Durations take ms, s, m or h ("10s"; a bare number is ms).
+ * @returns 0, or EDDY_ERR_INVALID with a message naming the key.
+ */
+EDDY_EXPORT int eddy_env_set_option(eddy_env_t *env, const char *key,
+                                    const char *value, eddy_error_t *err);
+
+/**
+ * @brief Takes a savepoint of a job running in eddy_env_execute (from another
+ * thread; checkpointing must be on) into a new directory under `dir`, and
+ * waits until it completes (at most checkpoint.timeout). A savepoint is a
+ * self-contained, relocatable checkpoint that eddy never deletes; restore it
+ * with the "savepoint.path" option (`eddy run --from-savepoint`).
+ * @returns 0 with the savepoint's directory in `path`, or an error.
+ */
+EDDY_EXPORT int eddy_env_savepoint(eddy_env_t *env, const char *dir, char *path,
+                                   size_t size, eddy_error_t *err);
+
+/**
+ * @brief Where the job's checkpoints go ("<checkpoint.dir>/<job id>"), or
+ * NULL when checkpointing is off. Valid until the environment is destroyed.
+ */
+EDDY_EXPORT const char *eddy_env_checkpoint_dir(eddy_env_t *env);
+
+/** @brief The job id (32 hex characters; random unless "job.id" is set). */
+EDDY_EXPORT const char *eddy_env_job_id(const eddy_env_t *env);
+
+/**
  * @brief Installs handlers for fatal signals (SIGSEGV, SIGBUS, SIGFPE,
  * SIGILL, SIGABRT) that print one line naming the operator (and subtask)
  * whose code faulted, then exit with status 70. For processes that run job

@@ -12,6 +12,8 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
+#include <semaphore.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -22,6 +24,8 @@
 
 #include "eddy/eddy.h"
 #include "eddy/runner.h"
+
+#include "commands.h"
 
 #define EXIT_JOB_FAILED 1
 #define EXIT_USAGE 2
@@ -35,6 +39,7 @@ static const char *const main_usage =
     "\n"
     "Commands:\n"
     "  run        run a job (in this process with --local)\n"
+    "  kafka-dev  run a Kafka-protocol broker for development and tests\n"
     "  version    print the version\n"
     "  help       show help for a command\n"
     "\n"
@@ -53,6 +58,28 @@ static const char *const run_usage =
     "  -p, --parallelism N   default parallelism of operators that set none\n"
     "                        (1..max parallelism, default 1)\n"
     "  -q, --quiet           do not print the job summary on stderr\n"
+    "  --checkpoint-interval MS\n"
+    "                        take a checkpoint every MS (or 10s, 1m...);\n"
+    "                        after a failure the job restarts from the\n"
+    "                        latest one (default: the job's setting, or off)\n"
+    "  --checkpoint-dir DIR  where checkpoints go: DIR/<job id>/chk-<n>\n"
+    "                        (default /tmp/eddy/checkpoints)\n"
+    "  --from-savepoint PATH start from a savepoint or checkpoint: a chk-<n>\n"
+    "                        directory, or a job's checkpoint directory\n"
+    "                        (its newest usable checkpoint)\n"
+    "  --allow-non-restored-state\n"
+    "                        ignore saved state that no operator claims\n"
+    "  --state-backend NAME  heap (default) or rocksdb\n"
+    "  --restart-strategy S  none, fixed-delay or exponential-delay (default\n"
+    "                        with checkpoints: exponential-delay)\n"
+    "  --job-id ID           32 hex characters (default: random)\n"
+    "  --stop-with-savepoint DIR\n"
+    "                        on SIGINT/SIGTERM, take a savepoint under DIR,\n"
+    "                        print its path, then stop (exit status 0)\n"
+    "  -D KEY=VALUE          any configuration key (e.g. -D\n"
+    "                        checkpoint.retained=5); EDDY_<KEY> environment\n"
+    "                        variables (EDDY_CHECKPOINT_INTERVAL=5s) apply\n"
+    "                        first, flags override them\n"
     "  -h, --help            show this help\n"
     "  --                    the arguments after it are passed to the job\n"
     "\n"
@@ -69,6 +96,13 @@ static const char *const version_usage =
 
 static eddy_env_t *volatile running_env;
 static volatile sig_atomic_t stop_requested;
+/* --stop-with-savepoint: the signal handler wakes a thread that takes the
+ * savepoint (not async-signal-safe work) and then cancels the job. */
+static const char *stop_savepoint_dir;
+static sem_t stop_sem;
+static volatile sig_atomic_t job_done;
+static char stop_savepoint_path[4096];
+static volatile sig_atomic_t stopped_with_savepoint;
 
 #define STOP_GRACE_SECONDS 5
 
@@ -97,8 +131,35 @@ static void on_stop_signal(int sig)
         _exit(EXIT_CANCELED);
     }
     stop_requested = 1;
+    if (stop_savepoint_dir != NULL) {
+        sem_post(&stop_sem); /* the savepoint thread takes over */
+        return;
+    }
     eddy_env_cancel(env);
     alarm(STOP_GRACE_SECONDS);
+}
+
+static void *savepoint_thread(void *arg)
+{
+    eddy_env_t *env = arg;
+    while (sem_wait(&stop_sem) != 0) {
+        /* EINTR: a signal arrived; wait again */
+    }
+    if (job_done) {
+        return NULL;
+    }
+    say("eddy run: taking a savepoint before stopping\n");
+    eddy_error_t err;
+    eddy_error_clear(&err);
+    if (eddy_env_savepoint(env, stop_savepoint_dir, stop_savepoint_path,
+                           sizeof(stop_savepoint_path), &err) == 0) {
+        stopped_with_savepoint = 1;
+    } else {
+        fprintf(stderr, "eddy run: %s\n", err.msg);
+    }
+    eddy_env_cancel(env);
+    alarm(STOP_GRACE_SECONDS);
+    return NULL;
 }
 
 static void install_stop_handlers(void)
@@ -132,9 +193,79 @@ static bool parse_positive(const char *s, int *out)
     return true;
 }
 
+/* Configuration keys settable by EDDY_* environment variables. */
+static const char *const env_keys[] = {
+    "checkpoint.interval",
+    "checkpoint.timeout",
+    "checkpoint.min_pause",
+    "checkpoint.max_concurrent",
+    "checkpoint.retained",
+    "checkpoint.mode",
+    "checkpoint.dir",
+    "state.backend",
+    "state.rocksdb.dir",
+    "restart.strategy",
+    "restart.attempts",
+    "restart.delay",
+    "restart.max_delay",
+    "restart.multiplier",
+    "savepoint.path",
+    "savepoint.allow_non_restored",
+    "job.id",
+};
+
+#define MAX_OPTIONS 64
+
+typedef struct option_kv {
+    const char *key;
+    const char *value;
+    char kbuf[64]; /* the key of -D KEY=VALUE */
+} option_kv_t;
+
+/* Applies EDDY_* variables, then the flags; one error line on failure. */
+static int apply_options(eddy_env_t *env, option_kv_t *opts, int nopts)
+{
+    eddy_error_t err;
+    for (size_t i = 0; i < sizeof(env_keys) / sizeof(env_keys[0]); i++) {
+        char name[64] = "EDDY_";
+        size_t n = 5;
+        for (const char *k = env_keys[i]; *k && n + 1 < sizeof(name); k++) {
+            char c = *k == '.' ? '_' : *k;
+            name[n++] = (char)(c >= 'a' && c <= 'z' ? c - 32 : c);
+        }
+        name[n] = '\0';
+        const char *v = getenv(name);
+        if (v != NULL && eddy_env_set_option(env, env_keys[i], v, &err) != 0) {
+            fprintf(stderr, "eddy run: %s (from %s)\n", err.msg, name);
+            return EXIT_USAGE;
+        }
+    }
+    for (int i = 0; i < nopts; i++) {
+        if (eddy_env_set_option(env, opts[i].key, opts[i].value, &err) != 0) {
+            fprintf(stderr, "eddy run: %s\n", err.msg);
+            return EXIT_USAGE;
+        }
+    }
+    return 0;
+}
+
 static int cmd_run(int argc, char **argv)
 {
     bool local = false, quiet = false;
+    option_kv_t opts[MAX_OPTIONS];
+    int nopts = 0;
+    static const struct {
+        const char *flag;
+        const char *key;
+    } valued[] = {
+        {"--checkpoint-interval", "checkpoint.interval"},
+        {"--checkpoint-dir", "checkpoint.dir"},
+        {"--from-savepoint", "savepoint.path"},
+        {"--state-backend", "state.backend"},
+        {"--restart-strategy", "restart.strategy"},
+        {"--job-id", "job.id"},
+    };
+    const char *savepoint_dir = NULL;
     int parallelism = 0;
     const char *job_path = NULL;
     int job_argc = 0;
@@ -171,7 +302,75 @@ static int cmd_run(int argc, char **argv)
                     "run", "parallelism must be a positive integer, got '%s'",
                     v);
             }
+        } else if (strcmp(a, "--stop-with-savepoint") == 0 ||
+                   strncmp(a, "--stop-with-savepoint=", 22) == 0) {
+            savepoint_dir = a[21] == '='   ? a + 22
+                            : i + 1 < argc ? argv[++i]
+                                           : NULL;
+            if (savepoint_dir == NULL || *savepoint_dir == '\0') {
+                return usage_error("run", "%s needs a directory", a);
+            }
+        } else if (strcmp(a, "--allow-non-restored-state") == 0) {
+            if (nopts == MAX_OPTIONS) {
+                return usage_error("run", "too many options%s", "");
+            }
+            opts[nopts++] =
+                (option_kv_t){"savepoint.allow_non_restored", "true", {0}};
+        } else if (strcmp(a, "-D") == 0 || strncmp(a, "-D", 2) == 0) {
+            const char *kv = a[2] ? a + 2 : (i + 1 < argc ? argv[++i] : NULL);
+            const char *eq = kv ? strchr(kv, '=') : NULL;
+            if (kv == NULL || eq == NULL || eq == kv) {
+                return usage_error("run", "-D needs KEY=VALUE%s", "");
+            }
+            if (nopts == MAX_OPTIONS) {
+                return usage_error("run", "too many options%s", "");
+            }
+            size_t kl = (size_t)(eq - kv);
+            if (kl >= sizeof(opts[0].kbuf)) {
+                return usage_error("run", "unknown configuration key in '%s'",
+                                   kv);
+            }
+            option_kv_t *o = &opts[nopts++];
+            memcpy(o->kbuf, kv, kl);
+            o->kbuf[kl] = '\0';
+            o->key = o->kbuf;
+            o->value = eq + 1;
+        } else if (a[0] == '-' && a[1] == '-' && strchr(a, '=') == NULL &&
+                   nopts < MAX_OPTIONS && i + 1 < argc &&
+                   (strcmp(a, "--checkpoint-interval") == 0 ||
+                    strcmp(a, "--checkpoint-dir") == 0 ||
+                    strcmp(a, "--from-savepoint") == 0 ||
+                    strcmp(a, "--state-backend") == 0 ||
+                    strcmp(a, "--restart-strategy") == 0 ||
+                    strcmp(a, "--job-id") == 0)) {
+            for (size_t k = 0; k < sizeof(valued) / sizeof(valued[0]); k++) {
+                if (strcmp(a, valued[k].flag) == 0) {
+                    opts[nopts++] =
+                        (option_kv_t){valued[k].key, argv[++i], {0}};
+                }
+            }
+        } else if (a[0] == '-' && a[1] == '-' && strchr(a, '=') != NULL &&
+                   nopts < MAX_OPTIONS) {
+            /* --flag=value for the valued flags */
+            size_t fl = (size_t)(strchr(a, '=') - a);
+            bool known = false;
+            for (size_t k = 0; k < sizeof(valued) / sizeof(valued[0]); k++) {
+                if (strlen(valued[k].flag) == fl &&
+                    strncmp(a, valued[k].flag, fl) == 0) {
+                    opts[nopts++] =
+                        (option_kv_t){valued[k].key, a + fl + 1, {0}};
+                    known = true;
+                }
+            }
+            if (!known) {
+                return usage_error("run", "unknown option '%s'", a);
+            }
         } else if (a[0] == '-' && a[1] != '\0') {
+            for (size_t k = 0; k < sizeof(valued) / sizeof(valued[0]); k++) {
+                if (strcmp(a, valued[k].flag) == 0) {
+                    return usage_error("run", "%s needs a value", a);
+                }
+            }
             return usage_error("run", "unknown option '%s'", a);
         } else if (job_path == NULL) {
             job_path = a;
@@ -213,7 +412,27 @@ static int cmd_run(int argc, char **argv)
         return EXIT_JOB_FAILED;
     }
 
+    rc = apply_options(env, opts, nopts);
+    if (rc != 0) {
+        eddy_env_destroy(env);
+        eddy_job_close(job);
+        return rc;
+    }
+
+    pthread_t sp_thread;
+    bool sp_started = false;
+    if (savepoint_dir != NULL) {
+        sem_init(&stop_sem, 0, 0);
+        stop_savepoint_dir = savepoint_dir;
+        sp_started =
+            pthread_create(&sp_thread, NULL, savepoint_thread, env) == 0;
+    }
     running_env = env;
+    const char *ckdir = eddy_env_checkpoint_dir(env);
+    if (ckdir != NULL && !quiet) {
+        fprintf(stderr, "eddy run: job '%s' (%s) checkpoints to %s\n",
+                eddy_job_name(job), eddy_env_job_id(env), ckdir);
+    }
 
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -221,11 +440,20 @@ static int cmd_run(int argc, char **argv)
     clock_gettime(CLOCK_MONOTONIC, &t1);
     alarm(0);
     running_env = NULL;
+    if (sp_started) {
+        job_done = 1;
+        sem_post(&stop_sem);
+        pthread_join(sp_thread, NULL);
+        stop_savepoint_dir = NULL;
+    }
     double secs = (double)(t1.tv_sec - t0.tv_sec) +
                   (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
 
     int status = 0;
-    if (rc == EDDY_ERR_CANCELED) {
+    if (rc == EDDY_ERR_CANCELED && stopped_with_savepoint) {
+        fprintf(stderr, "eddy run: job '%s' stopped with savepoint %s\n",
+                eddy_job_name(job), stop_savepoint_path);
+    } else if (rc == EDDY_ERR_CANCELED) {
         fprintf(stderr, "eddy run: job '%s' canceled after %.3f s\n",
                 eddy_job_name(job), secs);
         status = EXIT_CANCELED;
@@ -272,10 +500,15 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "run") == 0) {
         return cmd_run(argc - 2, argv + 2);
     }
+    if (strcmp(cmd, "kafka-dev") == 0) {
+        return eddy__cli_kafka_dev(argc - 2, argv + 2);
+    }
     if (strcmp(cmd, "help") == 0) {
         const char *what = argc > 2 ? argv[2] : "";
         if (strcmp(what, "run") == 0) {
             fputs(run_usage, stdout);
+        } else if (strcmp(what, "kafka-dev") == 0) {
+            fputs(eddy__cli_kafka_dev_usage, stdout);
         } else if (strcmp(what, "version") == 0) {
             fputs(version_usage, stdout);
         } else if (what[0] == '\0') {

@@ -108,6 +108,10 @@ static inline bool eddy__aggregate_usable(const eddy_aggregate_t *agg)
 /* Monotonic clock in nanoseconds. */
 uint64_t eddy__now_ns(void);
 
+/* Crash tests: kills the process at a named point when EDDY_FAULT asks
+ * (src/common/fault.c). */
+void eddy__fault(const char *point);
+
 /* snprintf that always terminates and never overflows; returns `buf`. */
 char *eddy__fmt(char *buf, size_t size, const char *fmt, ...)
     EDDY_PRINTF_LIKE(3, 4);

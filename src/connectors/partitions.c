@@ -19,6 +19,7 @@
  */
 #include <stdlib.h>
 
+#include "connectors/kafka_source.h"
 #include "runtime/runtime.h"
 #include "runtime/wm_mux.h"
 
@@ -156,6 +157,7 @@ static const eddy__op_class_t partitions_class = {
  */
 static const eddy__op_class_t *const partition_aware[] = {
     &partitions_class,
+    &eddy__kafka_source_class,
 };
 
 static eddy__wm_source_conf_t *partition_aware_conf(eddy_stream_t *s)

@@ -178,16 +178,20 @@ static int join_open(eddy__op_t *op)
     int first, last;
     eddy__key_group_range(op->op_ctx.cx_subtask, js->js_max_par,
                           op->op_ctx.cx_parallelism, &first, &last);
-    js->js_ks =
-        interval ? eddy__heap_kstate_new(interval_specs,
-                                         (int)EDDY_ARRAY_SIZE(interval_specs),
-                                         first, last)
-                 : eddy__heap_kstate_new(window_specs,
-                                         (int)EDDY_ARRAY_SIZE(window_specs),
-                                         first, last);
-    js->js_timers = eddy__timers_new();
-    if (js->js_ks == NULL || js->js_timers == NULL) {
-        return eddy__op_fail(op, EDDY_ERR_NOMEM, "out of memory for state");
+    EDDY_UNUSED(first);
+    EDDY_UNUSED(last);
+    int rc = interval
+                 ? eddy__op_kstate_new(op, interval_specs,
+                                       (int)EDDY_ARRAY_SIZE(interval_specs),
+                                       &js->js_ks)
+                 : eddy__op_kstate_new(op, window_specs,
+                                       (int)EDDY_ARRAY_SIZE(window_specs),
+                                       &js->js_ks);
+    if (rc == 0) {
+        rc = eddy__op_timers_new(op, &js->js_timers);
+    }
+    if (rc != 0) {
+        return rc;
     }
     eddy__kstate_set_time(js->js_ks, eddy__now_ms());
     /* The join function sees the key, but neither state nor timers. */

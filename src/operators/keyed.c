@@ -2,69 +2,85 @@
  * eddy — running keyed operators: reduce and aggregate.
  * Copyright (c) 2026 the eddy authors. MIT licence (see LICENSE).
  *
- * Both keep one value per key in a heap table (state/kv_table.h) owned by the
- * subtask, and emit the key's new result after every record — the running
- * semantics of Flink's keyed reduce. The key bytes in emitted records point
- * into the table, so emitting costs no copy.
+ * Both keep one value per key in keyed state (state/state.h: the configured
+ * backend, snapshotted with checkpoints) and emit the key's new result after
+ * every record — the running semantics of Flink's keyed reduce. Aggregates
+ * have a fixed-size accumulator, updated in place with one lookup
+ * (ko_get_for_update); reduce values may change size, so reduce reads, calls
+ * the function, emits, then stores.
  */
 #include "runtime/runtime.h"
-#include "state/kv_table.h"
+
+static const eddy__state_spec_t keyed_specs[] = {
+    {"value", EDDY_STATE_VALUE, 0},
+};
 
 typedef struct keyed_state {
-    eddy__kv_table_t ks_table;
+    eddy__kstate_t *ks;
+    int max_par;
 } keyed_state_t;
 
 static int keyed_open(eddy__op_t *op)
 {
     keyed_state_t *ks = eddy__calloc(1, sizeof(*ks));
-    eddy__kv_init(&ks->ks_table);
     op->op_data = ks;
-    return 0;
+    ks->max_par = op->op_node->s_env->e_max_parallelism;
+    return eddy__op_kstate_new(op, keyed_specs, 1, &ks->ks);
 }
 
 static void keyed_close(eddy__op_t *op)
 {
     keyed_state_t *ks = op->op_data;
     if (ks != NULL) {
-        eddy__kv_close(&ks->ks_table);
+        eddy__kstate_destroy(ks->ks);
         eddy__free(ks);
         op->op_data = NULL;
     }
+}
+
+static inline void skey_of(const keyed_state_t *ks, const eddy_record_t *rec,
+                           eddy__skey_t *k)
+{
+    k->sk_key = rec->key;
+    k->sk_klen = rec->key_len;
+    k->sk_hash = eddy__hash64(rec->key, rec->key_len);
+    k->sk_kg = eddy__key_group(k->sk_hash, ks->max_par);
+    k->sk_ns = NULL;
+    k->sk_nslen = 0;
 }
 
 static int reduce_process(void *opv, const eddy_record_t *rec)
 {
     eddy__op_t *op = opv;
     keyed_state_t *ks = op->op_data;
-    bool created;
-    uint64_t h = eddy__hash64(rec->key, rec->key_len);
-    eddy__kv_entry_t *e =
-        eddy__kv_upsert(&ks->ks_table, h, rec->key, rec->key_len, 0, &created);
-    if (EDDY_UNLIKELY(e == NULL)) {
-        return eddy__op_fail(op, EDDY_ERR_NOMEM, "out of memory for state");
-    }
+    eddy__skey_t k;
+    skey_of(ks, rec, &k);
+    const eddy__kstate_ops_t *o = ks->ks->ks_ops;
+    const void *old;
+    size_t oldlen;
     eddy_record_t out;
     eddy__record_copy(&out, rec);
-    if (!created) {
+    if (o->ko_get(ks->ks, 0, &k, &old, &oldlen)) {
         eddy_reduce_fn fn = (eddy_reduce_fn)op->op_node->s_fn;
         eddy_record_t acc;
         eddy__record_copy(&acc, rec);
-        acc.value = eddy__kv_value(e);
-        acc.value_len = e->kv_vlen;
+        acc.value = old;
+        acc.value_len = oldlen;
         eddy__op_enter(op);
         int rc = fn(&op->op_ctx, &acc, rec, &out, op->op_node->s_opaque);
         if (EDDY_UNLIKELY(rc != 0)) {
             return eddy__op_user_rc(op, rc);
         }
     }
-    int rc = eddy__kv_set_value(&ks->ks_table, e, out.value, out.value_len);
+    /* Store first: the result may point into the old value, which the put
+     * keeps readable while it copies; then emit the stored bytes. */
+    int rc = o->ko_put(ks->ks, 0, &k, out.value, out.value_len);
     if (EDDY_UNLIKELY(rc != 0)) {
         return eddy__op_fail(op, rc, "cannot store the reduced value");
     }
-    out.key = e->kv_data;
-    out.key_len = e->kv_klen;
-    out.value = eddy__kv_value(e);
-    out.value_len = e->kv_vlen;
+    if (!o->ko_get(ks->ks, 0, &k, &out.value, &out.value_len)) {
+        return eddy__op_fail(op, EDDY_ERR_STATE, "reduced value vanished");
+    }
     return eddy__emit(op, &out);
 }
 
@@ -81,29 +97,26 @@ static int aggregate_process(void *opv, const eddy_record_t *rec)
     eddy__op_t *op = opv;
     keyed_state_t *ks = op->op_data;
     const eddy_aggregate_t *agg = op->op_node->s_config;
+    eddy__skey_t k;
+    skey_of(ks, rec, &k);
+    void *acc;
     bool created;
-    uint64_t h = eddy__hash64(rec->key, rec->key_len);
-    eddy__kv_entry_t *e = eddy__kv_upsert(
-        &ks->ks_table, h, rec->key, rec->key_len, agg->acc_size, &created);
-    if (EDDY_UNLIKELY(e == NULL)) {
-        return eddy__op_fail(op, EDDY_ERR_NOMEM, "out of memory for state");
+    int rc = ks->ks->ks_ops->ko_get_for_update(ks->ks, 0, &k, agg->acc_size,
+                                               &acc, &created);
+    if (EDDY_UNLIKELY(rc != 0)) {
+        return eddy__op_fail(op, rc, "cannot update the accumulator: %s",
+                             eddy_strerror(rc));
     }
-    void *acc = eddy__kv_value(e);
     eddy__op_enter(op);
-    if (created) {
-        e->kv_vlen = (uint32_t)agg->acc_size;
-        if (agg->init != NULL) {
-            agg->init(acc, agg->opaque);
-        }
+    if (created && agg->init != NULL) {
+        agg->init(acc, agg->opaque);
     }
-    int rc = agg->add(&op->op_ctx, acc, rec, agg->opaque);
+    rc = agg->add(&op->op_ctx, acc, rec, agg->opaque);
     if (EDDY_UNLIKELY(rc != 0)) {
         return eddy__op_user_rc(op, rc);
     }
     eddy_record_t out;
     eddy__record_copy(&out, rec);
-    out.key = e->kv_data;
-    out.key_len = e->kv_klen;
     rc = agg->result(&op->op_ctx, acc, &out, agg->opaque);
     if (EDDY_UNLIKELY(rc != 0)) {
         return eddy__op_user_rc(op, rc);

@@ -505,17 +505,21 @@ static int proc_open(eddy__op_t *op)
         ps->specs[i].ss_ttl_ms = n->s_states[i].ttl_ms;
         ps->ttl |= n->s_states[i].ttl_ms > 0;
     }
-    ps->ks = eddy__heap_kstate_new(ps->specs, n->s_nstates, first, last);
-    ps->timers = eddy__timers_new();
-    if (ps->ks == NULL || ps->timers == NULL) {
-        return eddy__op_fail(op, EDDY_ERR_NOMEM, "out of memory for state");
+    EDDY_UNUSED(first);
+    EDDY_UNUSED(last);
+    int rc = eddy__op_kstate_new(op, ps->specs, n->s_nstates, &ps->ks);
+    if (rc == 0) {
+        rc = eddy__op_timers_new(op, &ps->timers);
+    }
+    if (rc != 0) {
+        return rc;
     }
     int64_t now = eddy__now_ms();
     eddy__kstate_set_time(ps->ks, now);
     op->op_ctx.cx_state = ps->ks;
     op->op_ctx.cx_timers = ps->timers;
     if (ps->ttl) {
-        op->op_next_tick_ms = now + TTL_TICK_MS;
+        op->op_next_tick_ms = EDDY_MIN(op->op_next_tick_ms, now + TTL_TICK_MS);
     }
     return 0;
 }

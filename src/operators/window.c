@@ -143,6 +143,12 @@ typedef struct win {
     size_t w_mbuf_cap;
     unsigned char *w_rbuf[2]; /* reduce folds: accumulator, next value */
     size_t w_rbuf_cap[2];
+    /* The last alignment (records come in time order, so most repeat it):
+     * WINDOWS mode: times in [w_al_lo, w_al_hi) align to the window start
+     * w_al_lo; SLICED mode: to the slice [w_al_lo, w_al_hi), whose windows
+     * end at w_al_e1 .. w_al_elast. Empty while w_al_lo >= w_al_hi. */
+    int64_t w_al_lo, w_al_hi;
+    int64_t w_al_e1, w_al_elast;
 } win_t;
 
 /* An iterator over a window's records (process window functions). */
@@ -167,20 +173,23 @@ typedef struct sess {
 
 /* ---- small helpers ---- */
 
+/* Big-endian u64s, one byte swap each (namespaces are encoded for every
+ * record). */
 static inline void put_be64(unsigned char *p, uint64_t v)
 {
-    for (int i = 7; i >= 0; i--) {
-        p[i] = (unsigned char)v;
-        v >>= 8;
-    }
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    v = __builtin_bswap64(v);
+#endif
+    memcpy(p, &v, 8);
 }
 
 static inline uint64_t get_be64(const unsigned char *p)
 {
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++) {
-        v = v << 8 | p[i];
-    }
+    uint64_t v;
+    memcpy(&v, p, 8);
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    v = __builtin_bswap64(v);
+#endif
     return v;
 }
 
@@ -913,8 +922,16 @@ static int windows_process(win_t *w, const eddy_record_t *rec, int64_t ts,
     }
     /* Windows in descending start order, as Flink's assigners list them. */
     int64_t start;
-    if (!align_down(ts, c->wc_offset, c->wc_slide, &start)) {
-        return range_fail(w, ts);
+    if (EDDY_LIKELY(ts >= w->w_al_lo && ts < w->w_al_hi)) {
+        start = w->w_al_lo; /* what align_down gives: no division */
+    } else {
+        if (!align_down(ts, c->wc_offset, c->wc_slide, &start)) {
+            return range_fail(w, ts);
+        }
+        w->w_al_lo = start;
+        if (__builtin_add_overflow(start, c->wc_slide, &w->w_al_hi)) {
+            w->w_al_hi = start; /* nothing cached */
+        }
     }
     for (;;) {
         eddy_window_t win = {start, 0};
@@ -1071,10 +1088,22 @@ static int sliced_process(win_t *w, const eddy_record_t *rec, int64_t ts,
 {
     const win_cfg_t *c = w->w_cfg;
     int64_t a, e1, elast, a_end;
-    if (!align_down(ts, c->wc_offset % c->wc_slice, c->wc_slice, &a) ||
-        __builtin_add_overflow(a, c->wc_slice, &a_end) ||
-        !slice_windows(c, a, &e1, &elast)) {
-        return range_fail(w, ts);
+    if (EDDY_LIKELY(ts >= w->w_al_lo && ts < w->w_al_hi)) {
+        /* The slice of the previous record: no division. */
+        a = w->w_al_lo;
+        a_end = w->w_al_hi;
+        e1 = w->w_al_e1;
+        elast = w->w_al_elast;
+    } else {
+        if (!align_down(ts, c->wc_offset % c->wc_slice, c->wc_slice, &a) ||
+            __builtin_add_overflow(a, c->wc_slice, &a_end) ||
+            !slice_windows(c, a, &e1, &elast)) {
+            return range_fail(w, ts);
+        }
+        w->w_al_lo = a;
+        w->w_al_hi = a_end;
+        w->w_al_e1 = e1;
+        w->w_al_elast = elast;
     }
     if (window_late(w, elast)) {
         return 0; /* late for every window of its slice */
@@ -1521,10 +1550,14 @@ static int win_open(eddy__op_t *op)
     int first, last;
     eddy__key_group_range(op->op_ctx.cx_subtask, w->w_max_par,
                           op->op_ctx.cx_parallelism, &first, &last);
-    w->w_ks = eddy__heap_kstate_new(w->w_specs, NSTATES, first, last);
-    w->w_timers = eddy__timers_new();
-    if (w->w_ks == NULL || w->w_timers == NULL) {
-        return eddy__op_fail(op, EDDY_ERR_NOMEM, "out of memory for state");
+    EDDY_UNUSED(first);
+    EDDY_UNUSED(last);
+    int rc = eddy__op_kstate_new(op, w->w_specs, NSTATES, &w->w_ks);
+    if (rc == 0) {
+        rc = eddy__op_timers_new(op, &w->w_timers);
+    }
+    if (rc != 0) {
+        return rc;
     }
     eddy__kstate_set_time(w->w_ks, eddy__now_ms());
     /* User functions get no access to the operator's internal state and

@@ -91,7 +91,7 @@ int eddy__gate_push(void *inchan, eddy__buffer_t *buf)
     }
     ic->ic_ring[(ic->ic_head + ic->ic_count) % ic->ic_cap] = buf;
     ic->ic_count++;
-    if (!ic->ic_in_ready) {
+    if (!ic->ic_in_ready && !ic->ic_blocked) {
         ready_append(g, ic);
     }
     if (g->g_reader_waiting) {
@@ -106,7 +106,8 @@ static eddy__buffer_t *pop(eddy__gate_t *g, int *channel, uint64_t deadline)
 {
     eddy__mutex_lock(&g->g_mu);
     while (g->g_rcount == 0) {
-        if (deadline == 0 || is_cancelled(g)) {
+        if (deadline == 0 || is_cancelled(g) || g->g_poked) {
+            g->g_poked = deadline == 0 && g->g_poked;
             eddy__mutex_unlock(&g->g_mu);
             return NULL;
         }
@@ -133,7 +134,7 @@ static eddy__buffer_t *pop(eddy__gate_t *g, int *channel, uint64_t deadline)
     ic->ic_head = (ic->ic_head + 1) % ic->ic_cap;
     ic->ic_count--;
     ic->ic_in_ready = false;
-    if (ic->ic_count > 0) {
+    if (ic->ic_count > 0 && !ic->ic_blocked) {
         /* Back of the queue: channels take turns, one buffer each. */
         ready_append(g, ic);
     }
@@ -154,6 +155,49 @@ eddy__buffer_t *eddy__gate_pop_until(eddy__gate_t *g, int *channel,
                                      uint64_t deadline_ns)
 {
     return pop(g, channel, deadline_ns == 0 ? 1 : deadline_ns);
+}
+
+void eddy__gate_block(eddy__gate_t *g, int channel)
+{
+    eddy__mutex_lock(&g->g_mu);
+    eddy__inchan_t *ic = &g->g_chans[channel];
+    if (!ic->ic_blocked) {
+        ic->ic_blocked = true;
+        if (ic->ic_in_ready) {
+            /* Take it out of the ready ring, keeping the others' order. */
+            int n = g->g_rcount, k = 0;
+            for (int i = 0; i < n; i++) {
+                int idx = g->g_ready[(g->g_rhead + i) % g->g_n];
+                if (idx != channel) {
+                    g->g_ready[(g->g_rhead + k++) % g->g_n] = idx;
+                }
+            }
+            g->g_rcount = k;
+            ic->ic_in_ready = false;
+        }
+    }
+    eddy__mutex_unlock(&g->g_mu);
+}
+
+void eddy__gate_unblock(eddy__gate_t *g, int channel)
+{
+    eddy__mutex_lock(&g->g_mu);
+    eddy__inchan_t *ic = &g->g_chans[channel];
+    if (ic->ic_blocked) {
+        ic->ic_blocked = false;
+        if (ic->ic_count > 0 && !ic->ic_in_ready) {
+            ready_append(g, ic);
+        }
+    }
+    eddy__mutex_unlock(&g->g_mu);
+}
+
+void eddy__gate_poke(eddy__gate_t *g)
+{
+    eddy__mutex_lock(&g->g_mu);
+    g->g_poked = true;
+    pthread_cond_broadcast(&g->g_data);
+    eddy__mutex_unlock(&g->g_mu);
 }
 
 void eddy__gate_wake(eddy__gate_t *g)

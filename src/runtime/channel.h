@@ -33,6 +33,7 @@ typedef struct eddy__inchan {
     int ic_head;
     int ic_count;
     bool ic_in_ready;
+    bool ic_blocked; /* aligning a checkpoint: not served */
     int ic_writer_waiting;
     pthread_cond_t ic_space;
     atomic_uint_fast64_t ic_bp_ns; /* time the sender spent blocked */
@@ -47,6 +48,7 @@ struct eddy__gate {
     int *g_ready; /* ring of channel indexes holding data */
     int g_rhead;
     int g_rcount;
+    bool g_poked; /* eddy__gate_poke: the next wait returns at once */
     atomic_int *g_cancel;
 };
 
@@ -70,6 +72,15 @@ eddy__buffer_t *eddy__gate_pop(eddy__gate_t *g, int *channel, bool block);
  * returns NULL on timeout or cancellation. */
 eddy__buffer_t *eddy__gate_pop_until(eddy__gate_t *g, int *channel,
                                      uint64_t deadline_ns);
+/*
+ * Checkpoint alignment: a blocked channel keeps queueing (up to its
+ * capacity, then its sender blocks) but is not served until unblocked.
+ */
+void eddy__gate_block(eddy__gate_t *g, int channel);
+void eddy__gate_unblock(eddy__gate_t *g, int channel);
+/* Makes the reader's current or next wait return NULL once, so it looks at
+ * its mailbox (checkpoint notifications). */
+void eddy__gate_poke(eddy__gate_t *g);
 /* Wakes every waiter of the gate (used on cancellation). */
 void eddy__gate_wake(eddy__gate_t *g);
 /* Buffers queued on a channel (tests, metrics). */

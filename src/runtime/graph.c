@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "eddy/runner.h"
 #include "runtime/runtime.h"
 
 #define DEFAULT_MAX_PARALLELISM 128
@@ -42,6 +43,8 @@ eddy_env_t *eddy_env_new(void)
     env->e_buffer_size = DEFAULT_BUFFER_SIZE;
     env->e_channel_capacity = DEFAULT_CHANNEL_CAPACITY;
     env->e_wm_interval_ms = EDDY_DEFAULT_WATERMARK_INTERVAL_MS;
+    eddy__config_init(&env->e_cfg);
+    pthread_mutex_init(&env->e_mu, NULL);
     atomic_init(&env->e_cancel, 0);
     return env;
 }
@@ -52,6 +55,8 @@ void eddy_env_destroy(eddy_env_t *env)
         return;
     }
     free(env->e_nodes);
+    eddy__config_free(&env->e_cfg);
+    pthread_mutex_destroy(&env->e_mu);
     eddy__arena_close(&env->e_arena);
     free(env);
 }
@@ -143,6 +148,46 @@ void eddy_env_set_channel_capacity(eddy_env_t *env, int buffers)
     env->e_channel_capacity = buffers;
 }
 
+void eddy_env_enable_checkpointing(eddy_env_t *env, int64_t interval_ms)
+{
+    if (env == NULL) {
+        return;
+    }
+    if (interval_ms < 10) {
+        eddy_env_fail(env,
+                      "eddy_env_enable_checkpointing: the interval must be "
+                      "at least 10 ms, got %lld",
+                      (long long)interval_ms);
+        return;
+    }
+    env->e_cfg.ck_interval_ms = interval_ms;
+}
+
+int eddy_env_set_option(eddy_env_t *env, const char *key, const char *value,
+                        eddy_error_t *err)
+{
+    if (env == NULL) {
+        return eddy_error_set(err, EDDY_ERR_INVALID, "no environment");
+    }
+    return eddy__config_set(&env->e_cfg, key, value, err);
+}
+
+const char *eddy_env_job_id(const eddy_env_t *env)
+{
+    return env->e_cfg.job_id;
+}
+
+const char *eddy_env_checkpoint_dir(eddy_env_t *env)
+{
+    if (env == NULL || env->e_cfg.ck_interval_ms <= 0) {
+        return NULL;
+    }
+    char *p = eddy__arena_alloc(&env->e_arena, 4200);
+    eddy__fmt(p, 4200, "%s/%s", eddy__config_ck_path(&env->e_cfg),
+              env->e_cfg.job_id);
+    return p;
+}
+
 void eddy_env_set_watermark_interval(eddy_env_t *env, int64_t interval_ms)
 {
     if (env == NULL) {
@@ -178,6 +223,16 @@ int eddy_env_execute(eddy_env_t *env, eddy_error_t *err)
                               "this environment has already been executed");
     }
     env->e_executed = true;
+    /* Operators without a uid get one from their position in the graph:
+     * stable as long as the job builds the same graph. */
+    for (size_t i = 0; i < env->e_nnodes; i++) {
+        eddy_stream_t *s = env->e_nodes[i];
+        if (s->s_uid == NULL) {
+            char uid[32];
+            eddy__fmt(uid, sizeof(uid), "auto-%d", s->s_id);
+            s->s_uid = eddy__arena_strdup(&env->e_arena, uid);
+        }
+    }
     eddy__plan_t *plan = NULL;
     int rc = eddy__plan_build(env, &plan, err);
     if (rc != 0) {

@@ -17,6 +17,9 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "checkpoint/coordinator.h"
+#include "checkpoint/storage.h"
+#include "eddy/runner.h"
 #include "runtime/runtime.h"
 
 typedef struct vertex_rt {
@@ -168,6 +171,9 @@ static void wait_for_tasks(eddy__job_t *job)
     bool woken = false;
     eddy__mutex_lock(&job->j_mu);
     while (job->j_running > 0) {
+        if (!woken && atomic_load(&job->j_env->e_cancel) != 0) {
+            atomic_store(job->j_cancel, 1); /* the user's cancel */
+        }
         if (!woken && atomic_load(job->j_cancel) != 0) {
             woken = true;
             eddy__mutex_unlock(&job->j_mu);
@@ -187,19 +193,21 @@ static void wait_for_tasks(eddy__job_t *job)
     eddy__mutex_unlock(&job->j_mu);
 }
 
-int eddy__local_run(eddy_env_t *env, eddy__plan_t *pl, eddy_error_t *err)
+/* Builds tasks, gates, writers and operator instances for one attempt. */
+static void build_job(eddy__job_t *job, eddy_env_t *env, eddy__plan_t *pl,
+                      vertex_rt_t **vrtp)
 {
-    int rc = 0;
-    eddy__job_t job;
-    memset(&job, 0, sizeof(job));
-    job.j_env = env;
-    job.j_plan = pl;
-    job.j_cancel = &env->e_cancel;
-    pthread_mutex_init(&job.j_mu, NULL);
+    job->j_env = env;
+    job->j_plan = pl;
+    atomic_init(&job->j_cancel_flag, 0);
+    job->j_cancel = &job->j_cancel_flag;
+    atomic_init(&job->j_triggered, 0);
+    atomic_init(&job->j_want_trigger, false);
+    pthread_mutex_init(&job->j_mu, NULL);
     pthread_condattr_t cattr;
     pthread_condattr_init(&cattr);
     pthread_condattr_setclock(&cattr, CLOCK_MONOTONIC);
-    pthread_cond_init(&job.j_done, &cattr);
+    pthread_cond_init(&job->j_done, &cattr);
     pthread_condattr_destroy(&cattr);
     vertex_rt_t *vrt = eddy__calloc((size_t)pl->pl_nvertices, sizeof(*vrt));
     int capacity = env->e_channel_capacity;
@@ -222,9 +230,9 @@ int eddy__local_run(eddy_env_t *env, eddy__plan_t *pl, eddy_error_t *err)
         vrt[v].nin += per;
         nchannels_total += (size_t)per * pl->pl_vertices[v].vx_parallelism;
     }
-    job.j_pool = eddy__pool_new(env->e_buffer_size,
-                                nchannels_total * (size_t)(capacity + 2) + 16);
-    eddy__pool_set_cancel(job.j_pool, job.j_cancel);
+    job->j_pool = eddy__pool_new(env->e_buffer_size,
+                                 nchannels_total * (size_t)(capacity + 2) + 16);
+    eddy__pool_set_cancel(job->j_pool, job->j_cancel);
 
     /* Tasks, gates and operators. */
     for (int v = 0; v < pl->pl_nvertices; v++) {
@@ -232,7 +240,7 @@ int eddy__local_run(eddy_env_t *env, eddy__plan_t *pl, eddy_error_t *err)
         vrt[v].tasks = eddy__calloc((size_t)vx->vx_parallelism, sizeof(void *));
         for (int s = 0; s < vx->vx_parallelism; s++) {
             eddy__task_t *t = eddy__calloc(1, sizeof(*t));
-            t->t_job = &job;
+            t->t_job = job;
             t->t_vertex = v;
             t->t_subtask = s;
             t->t_parallelism = vx->vx_parallelism;
@@ -241,7 +249,7 @@ int eddy__local_run(eddy_env_t *env, eddy__plan_t *pl, eddy_error_t *err)
             t->t_next_tick_ms = INT64_MAX;
             if (vrt[v].nin > 0) {
                 t->t_nin = vrt[v].nin;
-                t->t_gate = eddy__gate_new(t->t_nin, capacity, job.j_cancel);
+                t->t_gate = eddy__gate_new(t->t_nin, capacity, job->j_cancel);
                 t->t_deser =
                     eddy__calloc((size_t)t->t_nin, sizeof(eddy__deser_t));
                 t->t_in_done = eddy__calloc((size_t)t->t_nin, sizeof(bool));
@@ -258,9 +266,9 @@ int eddy__local_run(eddy_env_t *env, eddy__plan_t *pl, eddy_error_t *err)
                     op_new(t, env->e_nodes[vx->vx_nodes[k]]);
             }
             vrt[v].tasks[s] = t;
-            job.j_tasks =
-                eddy__realloc(job.j_tasks, sizeof(void *) * (job.j_ntasks + 1));
-            job.j_tasks[job.j_ntasks++] = t;
+            job->j_tasks = eddy__realloc(job->j_tasks,
+                                         sizeof(void *) * (job->j_ntasks + 1));
+            job->j_tasks[job->j_ntasks++] = t;
         }
     }
 
@@ -310,7 +318,7 @@ int eddy__local_run(eddy_env_t *env, eddy__plan_t *pl, eddy_error_t *err)
                 int chan = vrt[dv].edge_base[e] +
                            (ed->ed_part == EDDY__PART_FORWARD ? 0 : s);
                 eddy__gate_t *g = vrt[dv].tasks[dsub]->t_gate;
-                eddy__outchan_init(&wr->wr_chans[c], job.j_pool,
+                eddy__outchan_init(&wr->wr_chans[c], job->j_pool,
                                    eddy__gate_push, &g->g_chans[chan]);
                 vrt[dv].tasks[dsub]->t_in_port[chan] = ed->ed_port;
             }
@@ -324,8 +332,8 @@ int eddy__local_run(eddy_env_t *env, eddy__plan_t *pl, eddy_error_t *err)
             src->op_writers[src->op_nwriters++] = wr;
         }
     }
-    for (int i = 0; i < job.j_ntasks; i++) {
-        eddy__task_t *t = job.j_tasks[i];
+    for (int i = 0; i < job->j_ntasks; i++) {
+        eddy__task_t *t = job->j_tasks[i];
         for (int k = 0; k < t->t_nops; k++) {
             eddy__op_t *op = t->t_ops[k];
             op->op_out = make_collector(op, 0);
@@ -339,45 +347,62 @@ int eddy__local_run(eddy_env_t *env, eddy__plan_t *pl, eddy_error_t *err)
             }
         }
     }
+    for (int i = 0; i < job->j_ntasks; i++) {
+        eddy__task_t *t = job->j_tasks[i];
+        t->t_index = i;
+        eddy__task_ckpt_init(t);
+    }
+    *vrtp = vrt;
+}
 
-    /* Run. */
-    for (int i = 0; i < job.j_ntasks; i++) {
-        eddy__task_t *t = job.j_tasks[i];
-        eddy__mutex_lock(&job.j_mu);
-        job.j_running++;
-        eddy__mutex_unlock(&job.j_mu);
+/* Starts every task thread and waits for them all. */
+static int run_tasks(eddy__job_t *job, eddy_error_t *err)
+{
+    int rc = 0;
+    for (int i = 0; i < job->j_ntasks; i++) {
+        eddy__task_t *t = job->j_tasks[i];
+        eddy__mutex_lock(&job->j_mu);
+        job->j_running++;
+        eddy__mutex_unlock(&job->j_mu);
         if (pthread_create(&t->t_thread, NULL, eddy__task_main, t) != 0) {
-            eddy__mutex_lock(&job.j_mu);
-            job.j_running--;
-            if (!job.j_failed) {
-                job.j_failed = true;
-                eddy_error_set(&job.j_error, EDDY_ERR_NOMEM,
+            eddy__mutex_lock(&job->j_mu);
+            job->j_running--;
+            if (!job->j_failed) {
+                job->j_failed = true;
+                eddy_error_set(&job->j_error, EDDY_ERR_NOMEM,
                                "cannot start a thread for task '%s'",
                                t->t_name);
             }
-            eddy__mutex_unlock(&job.j_mu);
-            atomic_store(job.j_cancel, 1);
+            eddy__mutex_unlock(&job->j_mu);
+            atomic_store(job->j_cancel, 1);
             break;
         }
         t->t_started = true;
     }
-    wait_for_tasks(&job);
-    for (int i = 0; i < job.j_ntasks; i++) {
-        if (job.j_tasks[i]->t_started) {
-            pthread_join(job.j_tasks[i]->t_thread, NULL);
+    wait_for_tasks(job);
+    for (int i = 0; i < job->j_ntasks; i++) {
+        if (job->j_tasks[i]->t_started) {
+            pthread_join(job->j_tasks[i]->t_thread, NULL);
         }
     }
-    if (job.j_failed) {
-        rc = eddy_error_set(err, job.j_error.code, "%s", job.j_error.msg);
-    } else if (atomic_load(job.j_cancel) != 0) {
+    if (job->j_failed) {
+        rc = eddy_error_set(err, job->j_error.code, "%s", job->j_error.msg);
+    } else if (atomic_load(job->j_cancel) != 0) {
         rc = eddy_error_set(err, EDDY_ERR_CANCELED, "the job was canceled");
     }
 
+    return rc;
+}
+
+static void teardown_job(eddy__job_t *job, eddy__plan_t *pl, vertex_rt_t *vrt)
+{
     /* Tear down: writers and readers release buffers before the gates and
      * the pool go. */
-    for (int i = 0; i < job.j_ntasks; i++) {
-        eddy__gate_t *g = job.j_tasks[i]->t_gate;
-        task_destroy(job.j_tasks[i]);
+    for (int i = 0; i < job->j_ntasks; i++) {
+        eddy__gate_t *g = job->j_tasks[i]->t_gate;
+        eddy__task_restore_free(job->j_tasks[i]);
+        eddy__task_ckpt_close(job->j_tasks[i]);
+        task_destroy(job->j_tasks[i]);
         eddy__gate_destroy(g);
     }
     for (int v = 0; v < pl->pl_nvertices; v++) {
@@ -385,9 +410,464 @@ int eddy__local_run(eddy_env_t *env, eddy__plan_t *pl, eddy_error_t *err)
         free(vrt[v].edge_base);
     }
     free(vrt);
-    free(job.j_tasks);
-    eddy__pool_destroy(job.j_pool);
-    pthread_cond_destroy(&job.j_done);
-    pthread_mutex_destroy(&job.j_mu);
+    free(job->j_tasks);
+    eddy__pool_destroy(job->j_pool);
+    pthread_cond_destroy(&job->j_done);
+    pthread_mutex_destroy(&job->j_mu);
+}
+
+/* ---- checkpoints: the coordinator thread and its hooks ---- */
+
+typedef struct ckpt_rt {
+    eddy__job_t *cr_job; /* the current attempt (NULL between attempts) */
+    pthread_mutex_t cr_mu;
+    pthread_cond_t cr_cv;
+    bool cr_stop;
+    pthread_t cr_thread;
+    eddy__coord_t *cr_coord;
+} ckpt_rt_t;
+
+static void poke_task(eddy__task_t *t)
+{
+    atomic_store(&t->t_mail, true);
+    if (t->t_gate != NULL) {
+        eddy__gate_poke(t->t_gate);
+    }
+}
+
+/* Hooks run with the coordinator's lock held: they only store and poke. */
+static void hook_trigger(void *arg, int64_t id, bool savepoint)
+{
+    ckpt_rt_t *cr = arg;
+    eddy__job_t *job = cr->cr_job;
+    if (job == NULL) {
+        return;
+    }
+    atomic_store(&job->j_triggered, id);
+    for (int i = 0; i < job->j_ntasks; i++) {
+        eddy__task_t *t = job->j_tasks[i];
+        if (t->t_gate == NULL) {
+            atomic_store(&t->t_trigger,
+                         id | (savepoint ? EDDY__BARRIER_SAVEPOINT : 0));
+            poke_task(t);
+        }
+    }
+}
+
+static void hook_complete(void *arg, int64_t id)
+{
+    ckpt_rt_t *cr = arg;
+    eddy__job_t *job = cr->cr_job;
+    for (int i = 0; job != NULL && i < job->j_ntasks; i++) {
+        atomic_store(&job->j_tasks[i]->t_complete, id);
+        poke_task(job->j_tasks[i]);
+    }
+}
+
+static void hook_abort(void *arg, int64_t id)
+{
+    ckpt_rt_t *cr = arg;
+    eddy__job_t *job = cr->cr_job;
+    for (int i = 0; job != NULL && i < job->j_ntasks; i++) {
+        atomic_store(&job->j_tasks[i]->t_abort, id);
+        poke_task(job->j_tasks[i]);
+    }
+}
+
+/* Triggers on schedule, times out, and acknowledges for finished tasks. */
+static void *coord_main(void *arg)
+{
+    ckpt_rt_t *cr = arg;
+    eddy__mutex_lock(&cr->cr_mu);
+    while (!cr->cr_stop) {
+        eddy__mutex_unlock(&cr->cr_mu);
+        eddy__job_t *job = cr->cr_job;
+        if (atomic_exchange(&job->j_want_trigger, false)) {
+            eddy__coord_trigger_soon(cr->cr_coord, eddy__now_ms());
+        }
+        int64_t wait = eddy__coord_poll(cr->cr_coord, eddy__now_ms(), 20);
+        int64_t trig = atomic_load(&job->j_triggered);
+        for (int i = 0; i < job->j_ntasks; i++) {
+            eddy__task_t *t = job->j_tasks[i];
+            if (atomic_load(&t->t_finished) &&
+                atomic_load(&t->t_acked_finished) < trig) {
+                atomic_store(&t->t_acked_finished, trig);
+                eddy__task_ack_finished(t, trig);
+            }
+        }
+        eddy__mutex_lock(&cr->cr_mu);
+        if (cr->cr_stop) {
+            break;
+        }
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        int64_t ns = ts.tv_nsec + EDDY_MIN(wait, 20) * 1000000;
+        ts.tv_sec += ns / 1000000000;
+        ts.tv_nsec = ns % 1000000000;
+        pthread_cond_timedwait(&cr->cr_cv, &cr->cr_mu, &ts);
+    }
+    eddy__mutex_unlock(&cr->cr_mu);
+    return NULL;
+}
+
+/* The operators of the plan, for the checkpoint metadata. */
+static json_t *operators_json(eddy_env_t *env, eddy__plan_t *pl)
+{
+    json_t *ops = json_object();
+    for (int n = 0; n < pl->pl_nnodes; n++) {
+        eddy_stream_t *s = env->e_nodes[n];
+        if (pl->pl_vertex_of[n] < 0) {
+            continue;
+        }
+        json_object_set_new(ops, s->s_uid,
+                            json_pack("{s:s, s:i, s:i}", "name", s->s_name,
+                                      "parallelism", pl->pl_parallelism[n],
+                                      "max_parallelism",
+                                      env->e_max_parallelism));
+    }
+    return ops;
+}
+
+/*
+ * Finds a usable checkpoint under `path` (newest first). A corrupt or
+ * incomplete one is reported on stderr and the previous one is tried.
+ */
+static int load_restore(const char *path, json_t **meta, char **dir,
+                        eddy_error_t *err)
+{
+    char **c;
+    int n = eddy__ckpt_candidates(path, &c);
+    if (n == 0) {
+        eddy__ckpt_candidates_free(c, n);
+        return eddy_error_set(err, EDDY_ERR_NOT_FOUND,
+                              "no checkpoint or savepoint found at %s (a "
+                              "directory holding _metadata, or one holding "
+                              "chk-N directories)",
+                              path);
+    }
+    int rc = EDDY_ERR_NOT_FOUND;
+    for (int i = 0; i < n; i++) {
+        eddy_error_t e = {0};
+        rc = eddy__ckpt_load(c[i], meta, &e);
+        if (rc == 0) {
+            *dir = eddy__strdup(c[i]);
+            break;
+        }
+        if (i + 1 < n) {
+            fprintf(stderr,
+                    "eddy: checkpoint %s is unusable (%s); trying the "
+                    "previous one\n",
+                    c[i], e.msg);
+        } else {
+            eddy_error_set(err, rc, "%s", e.msg);
+        }
+    }
+    eddy__ckpt_candidates_free(c, n);
+    return rc;
+}
+
+/* The restored state must fit the job: same max parallelism, and every
+ * operator's state claimed unless allowed. */
+static int check_restore(eddy_env_t *env, eddy__plan_t *pl, json_t *meta,
+                         const char *dir, eddy_error_t *err)
+{
+    const char *uid;
+    json_t *o;
+    json_object_foreach(json_object_get(meta, "operators"), uid, o)
+    {
+        bool claimed = false;
+        for (int n = 0; n < pl->pl_nnodes && !claimed; n++) {
+            claimed = pl->pl_vertex_of[n] >= 0 &&
+                      strcmp(env->e_nodes[n]->s_uid, uid) == 0;
+        }
+        json_int_t mp =
+            json_integer_value(json_object_get(o, "max_parallelism"));
+        if (claimed && mp != env->e_max_parallelism) {
+            return eddy_error_set(err, EDDY_ERR_STATE,
+                                  "checkpoint %s was taken with max "
+                                  "parallelism %lld; the job has %d (it must "
+                                  "not change)",
+                                  dir, (long long)mp, env->e_max_parallelism);
+        }
+        if (!claimed && !env->e_cfg.allow_non_restored) {
+            bool has_state = false;
+            json_t *subs = json_object_get(o, "subtasks");
+            size_t i;
+            json_t *h;
+            json_array_foreach(subs, i, h)
+            {
+                has_state = has_state || json_object_get(h, "opstate") ||
+                            json_object_get(h, "keyed") ||
+                            json_object_get(h, "timers");
+            }
+            if (has_state) {
+                return eddy_error_set(
+                    err, EDDY_ERR_STATE,
+                    "checkpoint %s has state for operator '%s' (uid '%s') "
+                    "that no operator of the job claims; give operators "
+                    "stable uids with eddy_uid(), or allow it with "
+                    "--allow-non-restored-state",
+                    dir, json_string_value(json_object_get(o, "name")), uid);
+            }
+        }
+    }
+    return 0;
+}
+
+static int64_t restart_delay(const eddy__config_t *cfg, int attempt)
+{
+    if (cfg->restart_strategy == EDDY__RESTART_FIXED) {
+        return cfg->restart_delay_ms;
+    }
+    double d = (double)cfg->restart_delay_ms;
+    for (int i = 1; i < attempt; i++) {
+        d *= cfg->restart_multiplier;
+        if (d >= (double)cfg->restart_max_delay_ms) {
+            return cfg->restart_max_delay_ms;
+        }
+    }
+    return EDDY_MIN((int64_t)d, cfg->restart_max_delay_ms);
+}
+
+static bool may_restart(const eddy__config_t *cfg, int attempt)
+{
+    switch (cfg->restart_strategy) {
+    case EDDY__RESTART_FIXED:
+        return attempt <= cfg->restart_attempts;
+    case EDDY__RESTART_EXPONENTIAL:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* Sleeps ms, waking early if the user cancels; false if canceled. */
+static bool sleep_unless_canceled(eddy_env_t *env, int64_t ms)
+{
+    int64_t end = eddy__now_ms() + ms;
+    while (atomic_load(&env->e_cancel) == 0) {
+        int64_t left = end - eddy__now_ms();
+        if (left <= 0) {
+            return true;
+        }
+        struct timespec ts = {0, (long)EDDY_MIN(left, 50) * 1000000};
+        nanosleep(&ts, NULL);
+    }
+    return false;
+}
+
+static int local_run(eddy_env_t *env, eddy__plan_t *pl, eddy_error_t *err);
+
+int eddy__local_run(eddy_env_t *env, eddy__plan_t *pl, eddy_error_t *err)
+{
+    eddy_error_t e = {0};
+    int rc = local_run(env, pl, &e);
+    if (rc != 0 && err != NULL) {
+        *err = e;
+    }
+    return rc;
+}
+
+static int local_run(eddy_env_t *env, eddy__plan_t *pl, eddy_error_t *err)
+{
+    eddy__config_t *cfg = &env->e_cfg;
+    bool ckpt = cfg->ck_interval_ms > 0;
+    json_t *restore = NULL;
+    char *restore_dir = NULL;
+    int rc = 0;
+    if (cfg->restore_path != NULL) {
+        rc = load_restore(cfg->restore_path, &restore, &restore_dir, err);
+        if (rc == 0) {
+            rc = check_restore(env, pl, restore, restore_dir, err);
+        }
+        if (rc != 0) {
+            json_decref(restore);
+            free(restore_dir);
+            return rc;
+        }
+    }
+    if (!ckpt && cfg->restart_strategy != EDDY__RESTART_NONE) {
+        /* Without checkpoints a restart would start from scratch and
+         * duplicate every result: say so instead. */
+        json_decref(restore);
+        free(restore_dir);
+        return eddy_error_set(err, EDDY_ERR_INVALID,
+                              "restart.strategy needs checkpointing (set "
+                              "checkpoint.interval or --checkpoint-interval)");
+    }
+    if (ckpt && !cfg->restart_explicit) {
+        cfg->restart_strategy = EDDY__RESTART_EXPONENTIAL;
+    }
+    ckpt_rt_t cr;
+    memset(&cr, 0, sizeof(cr));
+    pthread_mutex_init(&cr.cr_mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&cr.cr_cv, &ca);
+    pthread_condattr_destroy(&ca);
+    int ntasks = 0;
+    for (int v = 0; v < pl->pl_nvertices; v++) {
+        ntasks += pl->pl_vertices[v].vx_parallelism;
+    }
+    if (ckpt) {
+        char job_dir[4096];
+        eddy__fmt(job_dir, sizeof(job_dir), "%s/%s", eddy__config_ck_path(cfg),
+                  cfg->job_id);
+        json_t *ops = operators_json(env, pl);
+        eddy__coord_hooks_t hooks = {&cr, hook_trigger, hook_complete,
+                                     hook_abort};
+        int64_t last =
+            restore != NULL
+                ? json_integer_value(json_object_get(restore, "checkpoint_id"))
+                : 0;
+        rc = eddy__coord_new(cfg, job_dir, env->e_name, ops, ntasks, last,
+                             &hooks, &cr.cr_coord, err);
+        json_decref(ops);
+        if (rc != 0) {
+            json_decref(restore);
+            free(restore_dir);
+            return rc;
+        }
+        eddy__mutex_lock(&env->e_mu);
+        env->e_coord = cr.cr_coord;
+        eddy__mutex_unlock(&env->e_mu);
+    }
+
+    for (int attempt = 0;; attempt++) {
+        eddy__job_t *job = eddy__calloc(1, sizeof(*job));
+        vertex_rt_t *vrt = NULL;
+        bool coord_thread = false;
+        build_job(job, env, pl, &vrt);
+        job->j_restore = restore;
+        job->j_attempt = attempt;
+        job->j_restore_dir = restore_dir;
+        for (int i = 0; i < job->j_ntasks && rc == 0; i++) {
+            rc = eddy__task_restore_prepare(job->j_tasks[i], err);
+        }
+        if (rc == 0 && ckpt) {
+            job->j_coord = cr.cr_coord;
+            job->j_snapper = eddy__snapshotter_new(job);
+            cr.cr_job = job;
+            cr.cr_stop = false;
+            eddy__coord_start(cr.cr_coord, eddy__now_ms());
+            if (pthread_create(&cr.cr_thread, NULL, coord_main, &cr) != 0) {
+                rc = eddy_error_set(err, EDDY_ERR_NOMEM,
+                                    "cannot start the checkpoint "
+                                    "coordinator thread");
+            } else {
+                coord_thread = true;
+            }
+        }
+        if (rc == 0) {
+            rc = run_tasks(job, err);
+        }
+        if (ckpt) {
+            eddy__mutex_lock(&cr.cr_mu);
+            cr.cr_stop = true;
+            pthread_cond_signal(&cr.cr_cv);
+            eddy__mutex_unlock(&cr.cr_mu);
+            if (coord_thread) {
+                pthread_join(cr.cr_thread, NULL);
+            }
+            /* Let a checkpoint that every task has already taken
+             * complete (so finished sinks see their commit), then stop. */
+            eddy__snapshotter_destroy(job->j_snapper, rc != 0);
+            job->j_snapper = NULL;
+            eddy__coord_stop(cr.cr_coord);
+            cr.cr_job = NULL;
+        }
+        teardown_job(job, pl, vrt);
+        free(job);
+        bool user_cancel = atomic_load(&env->e_cancel) != 0;
+        if (rc == 0 || user_cancel || !ckpt || !may_restart(cfg, attempt + 1)) {
+            if (user_cancel && rc != 0) {
+                rc = eddy_error_set(err, EDDY_ERR_CANCELED,
+                                    "the job was canceled");
+            }
+            break;
+        }
+        int64_t delay = restart_delay(cfg, attempt + 1);
+        fprintf(stderr, "eddy: %s\neddy: restarting in %lld ms (restart %d)\n",
+                err->msg, (long long)delay, attempt + 1);
+        if (!sleep_unless_canceled(env, delay)) {
+            rc = eddy_error_set(err, EDDY_ERR_CANCELED, "the job was canceled");
+            break;
+        }
+        /* Restore from the newest usable checkpoint of this job (or the
+         * one it started from, if none completed yet). */
+        eddy__coord_stats_t st;
+        eddy__coord_stats(cr.cr_coord, &st);
+        if (st.cs_latest_id > 0) {
+            json_t *meta = NULL;
+            char *dir = NULL;
+            eddy_error_t e = {0};
+            if (load_restore(eddy__coord_job_dir(cr.cr_coord), &meta, &dir,
+                             &e) == 0) {
+                json_decref(restore);
+                free(restore_dir);
+                restore = meta;
+                restore_dir = dir;
+            } else {
+                fprintf(stderr, "eddy: %s\n", e.msg);
+            }
+        }
+        rc = 0;
+        memset(err, 0, sizeof(*err));
+    }
+    eddy__mutex_lock(&env->e_mu);
+    env->e_coord = NULL;
+    eddy__coord_destroy(cr.cr_coord);
+    eddy__mutex_unlock(&env->e_mu);
+    pthread_cond_destroy(&cr.cr_cv);
+    pthread_mutex_destroy(&cr.cr_mu);
+    json_decref(restore);
+    free(restore_dir);
+    return rc;
+}
+
+int eddy_env_savepoint(eddy_env_t *env, const char *dir, char *path,
+                       size_t size, eddy_error_t *err)
+{
+    if (env == NULL || dir == NULL || *dir == '\0') {
+        return eddy_error_set(err, EDDY_ERR_INVALID,
+                              "a savepoint needs a directory");
+    }
+    char target[4096];
+    unsigned r = (unsigned)(eddy__now_ns() ^ (uint64_t)(uintptr_t)&target);
+    eddy__fmt(target, sizeof(target), "%s/savepoint-%.6s-%08x", dir,
+              env->e_cfg.job_id, r);
+    /* The coordinator lives as long as the job runs; holding e_mu keeps
+     * it from being destroyed while we trigger. */
+    eddy__mutex_lock(&env->e_mu);
+    eddy__coord_t *c = env->e_coord;
+    int64_t id = EDDY_ERR_STATE;
+    if (c != NULL) {
+        id = eddy__coord_trigger_savepoint(c, target, err);
+    }
+    eddy__mutex_unlock(&env->e_mu);
+    if (c == NULL) {
+        return eddy_error_set(err, EDDY_ERR_STATE,
+                              "the job is not running with checkpointing "
+                              "enabled (set --checkpoint-interval)");
+    }
+    if (id < 0) {
+        return (int)id;
+    }
+    /* Wait without the lock: the job may end meanwhile, which aborts the
+     * savepoint and wakes us. */
+    eddy__mutex_lock(&env->e_mu);
+    c = env->e_coord;
+    int rc = c == NULL ? EDDY_ERR_STATE
+                       : eddy__coord_wait(c, id, env->e_cfg.ck_timeout_ms, err);
+    eddy__mutex_unlock(&env->e_mu);
+    if (rc == 1) {
+        eddy__fmt(path, size, "%s", target);
+        return 0;
+    }
+    if (rc == 0 || c == NULL) {
+        return eddy_error_set(err, EDDY_ERR_STATE, "the savepoint failed: %s",
+                              c == NULL ? "the job ended" : err->msg);
+    }
     return rc;
 }

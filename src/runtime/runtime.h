@@ -24,9 +24,11 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "checkpoint/checkpoint.h"
 #include "common/internal.h"
 #include "runtime/buffer.h"
 #include "runtime/channel.h"
+#include "runtime/config.h"
 #include "runtime/serializer.h"
 #include "state/state.h"
 
@@ -85,6 +87,19 @@ typedef struct eddy__op_class {
     /* The task is idle or ending: push out anything buffered. */
     int (*oc_flush)(eddy__op_t *op);
     void (*oc_close)(eddy__op_t *op);
+    /* Checkpoints (src/checkpoint/checkpoint.h), all NULL-able, on the
+     * task thread. oc_snapshot: barrier n has reached the operator (after
+     * every record before it): write operator list state into `snap` and
+     * pre-commit. Keyed state and timers made with eddy__op_kstate_new /
+     * eddy__op_timers_new are snapshotted by the task. A failure declines
+     * the checkpoint and fails the task. */
+    int (*oc_snapshot)(eddy__op_t *op, eddy__op_snap_t *snap);
+    /* Checkpoint n completed (metadata written): commit what was
+     * pre-committed at n and before. Notifications can be lost (a crash):
+     * a restore must redo commits from the restored state. */
+    int (*oc_checkpoint_complete)(eddy__op_t *op, int64_t id);
+    /* Checkpoint n was aborted (timeout, decline, failure elsewhere). */
+    int (*oc_checkpoint_abort)(eddy__op_t *op, int64_t id);
 } eddy__op_class_t;
 
 /* ---- logical graph ---- */
@@ -133,8 +148,11 @@ struct eddy_env_s {
     eddy_stream_t **e_nodes;
     size_t e_nnodes;
     size_t e_nodes_cap;
-    eddy__arena_t e_arena; /* graph-lifetime memory */
-    eddy_error_t e_error;  /* first graph-building error */
+    eddy__arena_t e_arena;       /* graph-lifetime memory */
+    eddy__config_t e_cfg;        /* checkpoints, state, restarts (config.h) */
+    pthread_mutex_t e_mu;        /* guards e_coord */
+    struct eddy__coord *e_coord; /* while running with checkpoints */
+    eddy_error_t e_error;        /* first graph-building error */
     bool e_failed;
     bool e_executed;
     atomic_int e_cancel;
@@ -246,9 +264,40 @@ struct eddy__op {
     int64_t op_next_tick_ms; /* INT64_MAX: no processing-time tick */
     int64_t op_in_wm;        /* last watermark received */
     int64_t op_out_wm;       /* last watermark forwarded */
+    /* Checkpoints: what oc_open restores from (NULL: fresh start), and the
+     * keyed state and timers the task snapshots for this operator. */
+    const eddy__op_restore_t *op_restore;
+    void *op_rs; /* restore context (snapshot.c) */
+    struct eddy__kstate *op_kstate;
+    struct eddy__timers *op_timers;
     bool op_failed;
     char op_errmsg[256];
 };
+
+/*
+ * Keyed operators create their state backend and timer service with these
+ * (in oc_open), so the backend follows the job's configuration
+ * (state.backend), the task snapshots them, and restored state is loaded
+ * into them before oc_open returns. The operator owns and destroys them.
+ * Returns 0 or an error (recorded as the operator's failure).
+ */
+int eddy__op_kstate_new(eddy__op_t *op, const eddy__state_spec_t *specs,
+                        int nstates, struct eddy__kstate **out);
+int eddy__op_timers_new(eddy__op_t *op, struct eddy__timers **out);
+/*
+ * True when a checkpoint will follow the end of the input (checkpointing is
+ * on): tasks then stay alive after their input ends until a checkpoint
+ * taken after it completes, so an exactly-once sink's oc_end_input only
+ * flushes and lets that final checkpoint pre-commit and commit. False:
+ * oc_end_input must commit what is left.
+ */
+bool eddy__op_final_checkpoint(const eddy__op_t *op);
+/* The job's configuration and identity. */
+const eddy__config_t *eddy__op_config(const eddy__op_t *op);
+/* 32 hex characters. */
+const char *eddy__op_job_id(const eddy__op_t *op);
+/* The operator's uid (user-set or derived from its position). */
+const char *eddy__op_uid(const eddy__op_t *op);
 
 /* Sends a watermark on from `op`: to its chained successors (their
  * oc_watermark) and its writers. Watermarks only move forward: an older or
@@ -375,7 +424,29 @@ struct eddy__task {
     pthread_t t_thread;
     bool t_started;
     uint64_t t_records_in;
+    /* Checkpoints (snapshot.c). The mailbox: the coordinator side stores
+     * ids and raises t_mail; the task thread looks between buffers. */
+    int t_index;                    /* in the job, for acknowledgements */
+    atomic_int_fast64_t t_trigger;  /* sources: latest id (| SAVEPOINT) */
+    atomic_int_fast64_t t_complete; /* latest completed id */
+    atomic_int_fast64_t t_abort;    /* latest aborted id */
+    atomic_bool t_mail;
+    int64_t t_trigger_seen, t_complete_seen, t_abort_seen;
+    int64_t t_align_id; /* barrier being aligned, 0 = none */
+    bool t_align_savepoint;
+    bool *t_in_barrier; /* per channel: barrier t_align_id arrived */
+    int *t_drain;       /* channels to drain after an alignment */
+    int t_ndrain;
+    int64_t t_last_snap; /* last checkpoint taken */
+    bool t_ended;        /* input ended, finish() ran: final checkpoint */
+    int64_t t_final_id;  /* the checkpoint taken after t_ended, 0 = none */
+    atomic_bool t_finished;
+    atomic_int_fast64_t t_acked_finished; /* coordinator-thread side */
+    eddy__bytes_t *t_final_opstate;       /* per op, sources at their end */
 };
+
+/* A barrier's value: the checkpoint id, with this bit for savepoints. */
+#define EDDY__BARRIER_SAVEPOINT (INT64_C(1) << 62)
 
 struct eddy__job {
     eddy_env_t *j_env;
@@ -383,18 +454,30 @@ struct eddy__job {
     eddy__pool_t *j_pool;
     eddy__task_t **j_tasks;
     int j_ntasks;
-    atomic_int *j_cancel;
+    atomic_int *j_cancel; /* this attempt's flag (raised on any failure) */
+    atomic_int j_cancel_flag;
     pthread_mutex_t j_mu;
     pthread_cond_t j_done; /* signalled when a task thread ends */
     int j_running;         /* task threads not yet ended */
     eddy_error_t j_error;
     bool j_failed;
+    /* Checkpoints: NULL when off. */
+    struct eddy__coord *j_coord;
+    struct eddy__snapshotter *j_snapper;
+    atomic_int_fast64_t j_triggered; /* latest id triggered */
+    atomic_bool j_want_trigger;      /* a source ended: checkpoint soon */
+    json_t *j_restore;               /* metadata restored from, or NULL */
+    int j_attempt;                   /* 0, then 1 per restart */
+    const char *j_restore_dir;
 };
 
 /* Wakes every thread of the job blocked on a gate or the buffer pool, so it
  * sees the cancel flag. */
 void eddy__job_wake_all(eddy__job_t *job);
 
+/* The input ended: end_input of every operator, flush, end-of-partition
+ * downstream. Runs once (sets t_ended). */
+int eddy__task_finish(eddy__task_t *t);
 /* Pushes out buffered output of every operator and writer of the task. */
 int eddy__task_flush(eddy__task_t *t);
 /* Recomputes t_next_tick_ms after an operator changed its op_next_tick_ms. */
@@ -405,6 +488,40 @@ static inline bool eddy__task_cancelled(const eddy__task_t *t)
     return atomic_load_explicit(t->t_job->j_cancel, memory_order_relaxed) != 0;
 }
 void *eddy__task_main(void *task);
+
+/* ---- checkpoints on the task side (snapshot.c) ---- */
+
+/* Looks at the mailbox: triggers (sources), completions, aborts. */
+int eddy__task_check_mail(eddy__task_t *t);
+static inline int eddy__task_mail(eddy__task_t *t)
+{
+    if (EDDY_LIKELY(!atomic_load_explicit(&t->t_mail, memory_order_relaxed))) {
+        return 0;
+    }
+    return eddy__task_check_mail(t);
+}
+/* A barrier arrived on input channel ch (aligns, may block ch). */
+int eddy__task_on_barrier(eddy__task_t *t, int ch, int64_t value);
+/* Channel ch ended: it no longer holds up an alignment. */
+int eddy__task_on_channel_end(eddy__task_t *t, int ch);
+/* The task's input ended or its source finished: acknowledges pending
+ * checkpoints on its behalf from now on. */
+void eddy__task_finished(eddy__task_t *t);
+/* The coordinator side: acknowledges `id` for a finished task. */
+void eddy__task_ack_finished(eddy__task_t *t, int64_t id);
+/* Sets up the task's checkpoint fields (after t_nin is known). */
+void eddy__task_ckpt_init(eddy__task_t *t);
+void eddy__task_ckpt_close(eddy__task_t *t);
+/* Builds every operator's restore view from j_restore (before threads
+ * start); frees them. */
+int eddy__task_restore_prepare(eddy__task_t *t, eddy_error_t *err);
+void eddy__task_restore_free(eddy__task_t *t);
+
+/* The asynchronous snapshot writer of a job. */
+typedef struct eddy__snapshotter eddy__snapshotter_t;
+eddy__snapshotter_t *eddy__snapshotter_new(eddy__job_t *job);
+/* Finishes queued work (or drops it when `drop`), stops the thread. */
+void eddy__snapshotter_destroy(eddy__snapshotter_t *s, bool drop);
 
 /* Runs a planned job with in-memory channels (the local mini-cluster). */
 int eddy__local_run(eddy_env_t *env, eddy__plan_t *plan, eddy_error_t *err);

@@ -419,8 +419,12 @@ static int run_source(eddy__task_t *t)
         if (eddy__task_cancelled(t)) {
             return EDDY_ERR_CANCELED;
         }
+        int rc = eddy__task_mail(t);
+        if (rc != 0) {
+            return rc;
+        }
         eddy__tls_op = head;
-        int rc = head->op_class->oc_poll(head, 4096);
+        rc = head->op_class->oc_poll(head, 4096);
         if (rc < 0) {
             return rc;
         }
@@ -455,17 +459,20 @@ static int handle_element(eddy__task_t *t, int ch, const eddy__element_t *el)
     case EDDY__EL_STATUS:
         t->t_in_idle[ch] = el->el_value != 0;
         return update_input_watermark(t);
-    case EDDY__EL_EOP:
+    case EDDY__EL_EOP: {
         if (!t->t_in_done[ch]) {
             t->t_in_done[ch] = true;
             t->t_nin_done++;
         }
         t->t_in_wm[ch] = INT64_MAX;
         t->t_in_idle[ch] = false;
-        return update_input_watermark(t);
+        int rc = update_input_watermark(t);
+        return rc != 0 ? rc : eddy__task_on_channel_end(t, ch);
+    }
     case EDDY__EL_BARRIER:
+        return eddy__task_on_barrier(t, ch, el->el_value);
     case EDDY__EL_LATENCY:
-        /* Not produced yet (checkpoints and latency markers come later). */
+        /* Not produced yet (latency markers come with metrics). */
         return 0;
     default:
         return EDDY_ERR_FORMAT;
@@ -491,7 +498,8 @@ static eddy__buffer_t *wait_input(eddy__task_t *t, int *ch)
         if (delta > 0) {
             eddy__buffer_t *b = eddy__gate_pop_until(
                 t->t_gate, ch, eddy__now_ns() + (uint64_t)delta * 1000000u);
-            if (b != NULL || eddy__task_cancelled(t)) {
+            if (b != NULL || eddy__task_cancelled(t) ||
+                atomic_load_explicit(&t->t_mail, memory_order_relaxed)) {
                 return b;
             }
         }
@@ -501,42 +509,45 @@ static eddy__buffer_t *wait_input(eddy__task_t *t, int *ch)
     }
 }
 
-static int run_input(eddy__task_t *t)
+/* Processes what channel ch's deserializer holds, until it runs dry or the
+ * channel is blocked by a checkpoint alignment. */
+static int drain(eddy__task_t *t, int ch)
 {
+    eddy__deser_t *ds = &t->t_deser[ch];
     eddy__element_t el;
-    while (t->t_nin_done < t->t_nin) {
-        int ch;
-        eddy__buffer_t *b = eddy__gate_pop(t->t_gate, &ch, false);
-        if (b == NULL) {
-            int rc = eddy__task_flush(t);
-            if (rc != 0) {
-                return rc;
-            }
-            b = wait_input(t, &ch);
-            if (b == NULL) {
-                return t->t_failed_op != NULL ? EDDY_ERR_USER
-                                              : EDDY_ERR_CANCELED;
-            }
+    bool align = t->t_job->j_env->e_cfg.ck_exactly_once;
+    if (align && t->t_in_barrier[ch]) {
+        return 0;
+    }
+    int rc;
+    while ((rc = eddy__deser_next(ds, &el)) > 0) {
+        /* Stop promptly on cancellation or a failure elsewhere, rather
+         * than after processing everything already queued. */
+        if (EDDY_UNLIKELY(eddy__task_cancelled(t))) {
+            return EDDY_ERR_CANCELED;
         }
-        eddy__deser_t *ds = &t->t_deser[ch];
-        eddy__deser_push(ds, b);
-        int rc;
-        while ((rc = eddy__deser_next(ds, &el)) > 0) {
-            /* Stop promptly on cancellation or a failure elsewhere, rather
-             * than after processing everything already queued. */
-            if (EDDY_UNLIKELY(eddy__task_cancelled(t))) {
-                return EDDY_ERR_CANCELED;
-            }
-            rc = handle_element(t, ch, &el);
-            if (rc != 0) {
-                return rc;
-            }
+        rc = handle_element(t, ch, &el);
+        if (rc != 0) {
+            return rc;
         }
-        if (rc < 0) {
-            return eddy__op_fail(t->t_ops[0], rc,
-                                 "malformed data on input channel %d", ch);
+        if (EDDY_UNLIKELY(el.el_kind == EDDY__EL_BARRIER) && align &&
+            t->t_in_barrier[ch]) {
+            return 0; /* blocked until the alignment completes */
         }
-        rc = run_ticks(t);
+    }
+    if (rc < 0) {
+        return eddy__op_fail(t->t_ops[0], rc,
+                             "malformed data on input channel %d", ch);
+    }
+    return 0;
+}
+
+/* After an alignment: the channels it unblocked may still hold elements. */
+static int drain_unblocked(eddy__task_t *t)
+{
+    while (t->t_ndrain > 0) {
+        int ch = t->t_drain[--t->t_ndrain];
+        int rc = drain(t, ch);
         if (rc != 0) {
             return rc;
         }
@@ -544,8 +555,53 @@ static int run_input(eddy__task_t *t)
     return 0;
 }
 
-static int finish(eddy__task_t *t)
+static int run_input(eddy__task_t *t)
 {
+    while (t->t_nin_done < t->t_nin) {
+        int ch;
+        int rc = eddy__task_mail(t);
+        if (rc == 0) {
+            rc = drain_unblocked(t);
+        }
+        if (rc != 0) {
+            return rc;
+        }
+        eddy__buffer_t *b = eddy__gate_pop(t->t_gate, &ch, false);
+        if (b == NULL) {
+            rc = eddy__task_flush(t);
+            if (rc != 0) {
+                return rc;
+            }
+            b = wait_input(t, &ch);
+            if (b == NULL) {
+                if (eddy__task_cancelled(t) || t->t_failed_op != NULL) {
+                    return t->t_failed_op != NULL ? EDDY_ERR_USER
+                                                  : EDDY_ERR_CANCELED;
+                }
+                continue; /* poked: look at the mailbox */
+            }
+        }
+        eddy__deser_push(&t->t_deser[ch], b);
+        rc = drain(t, ch);
+        if (rc == 0) {
+            rc = drain_unblocked(t);
+        }
+        if (rc == 0) {
+            rc = run_ticks(t);
+        }
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
+int eddy__task_finish(eddy__task_t *t)
+{
+    if (t->t_ended) {
+        return 0;
+    }
+    t->t_ended = true;
     for (int i = 0; i < t->t_nops; i++) {
         eddy__op_t *op = t->t_ops[i];
         if (op->op_class->oc_end_input != NULL) {
@@ -562,6 +618,55 @@ static int finish(eddy__task_t *t)
     }
     for (int i = 0; i < t->t_nwriters; i++) {
         rc = eddy__writer_event(t->t_writers[i], EDDY__EL_EOP, 0);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
+/*
+ * With checkpointing, a task whose input ended stays until a checkpoint
+ * taken after that completes (Flink's final checkpoint, FLIP-147): its
+ * sinks' last records are pre-committed by that checkpoint and committed on
+ * its completion, so a failure elsewhere in the job can never replay records
+ * that a finished sink already committed. Sources take part in checkpoints
+ * from their mailbox; other tasks keep reading their gate, where barriers
+ * still arrive behind the end-of-partition marks.
+ */
+static int await_final_checkpoint(eddy__task_t *t)
+{
+    if (t->t_gate == NULL) {
+        atomic_store(&t->t_job->j_want_trigger, true);
+    }
+    while (t->t_final_id == 0 || t->t_complete_seen < t->t_final_id) {
+        if (eddy__task_cancelled(t)) {
+            return EDDY_ERR_CANCELED;
+        }
+        int rc = eddy__task_mail(t);
+        if (rc != 0) {
+            return rc;
+        }
+        if (t->t_final_id != 0 && t->t_complete_seen >= t->t_final_id) {
+            break;
+        }
+        if (t->t_gate == NULL) {
+            /* Sources have no gate to wait on: nap briefly. */
+            struct timespec ts = {0, 2 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+            continue;
+        }
+        int ch;
+        eddy__buffer_t *b = eddy__gate_pop_until(
+            t->t_gate, &ch, eddy__now_ns() + 50u * 1000 * 1000);
+        if (b == NULL) {
+            continue;
+        }
+        eddy__deser_push(&t->t_deser[ch], b);
+        rc = drain(t, ch);
+        if (rc == 0) {
+            rc = drain_unblocked(t);
+        }
         if (rc != 0) {
             return rc;
         }
@@ -624,7 +729,13 @@ void *eddy__task_main(void *arg)
         rc = t->t_gate == NULL ? run_source(t) : run_input(t);
     }
     if (rc == 0) {
-        rc = finish(t);
+        rc = eddy__task_finish(t);
+    }
+    if (rc == 0 && t->t_job->j_coord != NULL) {
+        rc = await_final_checkpoint(t);
+    }
+    if (rc == 0) {
+        eddy__task_finished(t);
     }
     for (int i = 0; i < t->t_nops; i++) {
         eddy__op_t *op = t->t_ops[i];

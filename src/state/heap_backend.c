@@ -12,12 +12,15 @@
  * length prefix makes the split unambiguous ("ab"+"c" is not "a"+"bc"). The
  * table hash is the record's key hash (sk_hash, computed once per record)
  * mixed with a hash of the namespace, so the key bytes are never rehashed;
- * an empty namespace costs no hashing at all. The composite key is built in
- * a scratch buffer owned by the backend (grown on demand, never per access).
+ * an empty namespace costs no hashing at all, and the last namespace hashed
+ * is remembered with its hash (window state names the same window or slice
+ * for many records in a row). Lookups compare the key and namespace with
+ * the entry's bytes piece by piece, so no composite key is ever built; an
+ * insertion writes it straight into the new entry.
  *
  * Entry value: with TTL, an 8-byte stamp (ks_now_ms of the last write)
  * first; then
- *   VALUE, REDUCING, AGGREGATING: the value bytes, in place in the arena;
+ *   VALUE, REDUCING, AGGREGATING: the value bytes, in place in the entry;
  *   LIST: a pointer to one malloc'ed, growable byte area holding the
  *         elements as (u32 length, bytes), appended in order;
  *   MAP:  a pointer to a nested kv table (user key -> user value), created
@@ -31,11 +34,34 @@
  * value fits the entry's capacity (a value that grows moves with headroom).
  *
  * Memory of removed entries and moved values stays in the table's arena as
- * dead bytes until a write to that table finds them above half of the arena
- * (and above 64 KiB; 1 KiB for nested maps); the table is then rebuilt
- * compactly (eddy__kv_compact), which also shrinks its slot array. Reads
- * never compact, so a pointer returned by a read stays valid across reads of
- * other keys. List areas and nested maps are freed at once on removal.
+ * dead bytes until a write to that table finds them above half of the bytes
+ * handed out (and above 64 KiB; 1 KiB for nested maps); the table is then
+ * rebuilt compactly (eddy__kv_compact), which also shrinks its slot array.
+ * Reads never compact, so a pointer returned by a read stays valid across
+ * reads of other keys. List areas and nested maps are freed at once on
+ * removal.
+ *
+ * Inline entries. The tables of states without TTL are inline kv tables: an
+ * entry whose key, namespace and value fit in the 64-byte slot (36 bytes:
+ * an 8-byte key with an 8-byte value, or with a 16-byte window namespace
+ * and an 8-byte accumulator) lives there, so a lookup costs one cache line
+ * instead of a slot and an arena entry. Inline bytes move with their slot
+ * on insertions that grow the table, removals and compaction, i.e. only
+ * during calls that modify the state, which state.h allows; a key or value
+ * the caller passes to an insertion may be such bytes of the same table
+ * (a key from ko_for_each, a value from ko_get), so insert() and hk_put
+ * copy those first (unalias). TTL tables keep their bytes in the arena: a
+ * read that finds an entry expired removes it, and must not move others.
+ *
+ * Fast paths. ko_get, ko_put and ko_get_for_update serve a VALUE state
+ * without TTL, an existing entry and a value that fits with a few loads:
+ * the backend keeps, per (state, key group), the table pointer together
+ * with copies of its slot array, mask and whether it may be written in
+ * place (heap_tref_t, refreshed by every general path that changes them),
+ * so a lookup reads that dense array and the slot, makes no copies, and
+ * calls nothing unless the namespace differs from the last one. Everything
+ * else (inserts, TTL, shared tables, compaction due, other kinds) takes the
+ * general path, which does the same thing step by step.
  *
  * TTL: a read of an expired entry (now - stamp > ttl_ms) removes it and
  * reports it absent; every write then examines CLEANUP_SLOTS slots of the
@@ -44,9 +70,25 @@
  * A write to an expired list or map starts a fresh one. for_each skips
  * expired entries without removing them.
  *
- * THREADS. One backend instance belongs to one subtask thread.
+ * Snapshots (copy-on-write per table). The synchronous part of a
+ * checkpoint takes a reference on every table (O(tables), no copying) and
+ * hands the frozen tables to the snapshot thread. A table with more than one
+ * reference is never changed: the first write to it clones it (one key
+ * group of one state, so the cost is spread over the writes that follow)
+ * and the live side drops its reference to the original, which the
+ * snapshot frees once written. The pause at a barrier is therefore
+ * proportional to the number of tables, not to the state size. The old
+ * table is released no earlier than the next modifying call (by the next
+ * write that takes the general path, the next snapshot, or destroy), so a
+ * value read from it may still be passed to the write that triggers the
+ * clone.
+ *
+ * THREADS. One backend instance belongs to one subtask thread; tables are
+ * shared with the snapshot thread only while frozen (read-only), and their
+ * reference count is atomic.
  */
 #include <assert.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 
 #include "state/kv_table.h"
@@ -63,7 +105,14 @@ enum { MODE_VALUE, MODE_LIST, MODE_MAP };
 #define MAP_CHUNK 256
 #define MAP_COMPACT_MIN 1024
 #define LIST_MIN_CAP 64
-#define SCRATCH_MIN 256
+#define NS_CACHE_MAX 32 /* window namespaces are 16 bytes */
+
+/* For the few helpers of the per-record path: GCC's heuristics otherwise
+ * leave some as calls that cost more than their bodies. */
+#define HEAP_INLINE static inline __attribute__((always_inline))
+/* For the general paths behind them, so that their code does not crowd the
+ * fast paths (register pressure, spills). */
+#define HEAP_COLD static __attribute__((noinline))
 
 /* A list: elements as (u32 length, bytes), in insertion order. */
 typedef struct heap_list {
@@ -73,32 +122,68 @@ typedef struct heap_list {
 } heap_list_t;
 
 typedef struct heap_table {
+    /* First, next to the kv table's slot pointer and counts: the general
+     * path's checks read one cache line. */
+    atomic_int ht_refs; /* the live state + snapshots holding it */
+    int ht_mode;
     eddy__kv_table_t ht_kv;
     size_t ht_cursor; /* next slot the TTL cleanup examines */
     size_t ht_ext;    /* bytes of list areas and nested maps */
+    size_t ht_hdr;
 } heap_table_t;
+
+/*
+ * The backend's handle on the table of one (state, key group), with copies
+ * of what the fast paths need of the table (tref_sync), so that a lookup
+ * reads this dense array, then the slot and the entry, but not the table's
+ * header: one dependent cache miss fewer per record.
+ */
+typedef struct heap_tref {
+    heap_table_t *tr_ht;        /* NULL: no entries */
+    eddy__kv_entry_t *tr_slots; /* tr_ht->ht_kv.kt_slots, or NULL */
+    size_t tr_mask;             /* tr_ht->ht_kv.kt_mask */
+    bool tr_plain; /* the state is MODE_VALUE without TTL (fixed) */
+    /* The fast paths may change tr_ht in place right now: tr_plain, no
+     * snapshot holds it and no compaction is due. */
+    bool tr_fast;
+} heap_tref_t;
+
+/* A state's entry layout, from its spec (fixed for the backend's life). */
+typedef struct heap_info {
+    ptrdiff_t hi_base; /* its table of key group kg: hk_trefs[base + kg] */
+    int hi_mode;
+    size_t hi_hdr; /* STAMP_BYTES with TTL, else 0 */
+    int64_t hi_ttl;
+} heap_info_t;
 
 typedef struct heap_kstate {
     eddy__kstate_t hk_base; /* first: the public view */
     int hk_nkg;
-    heap_table_t **hk_tables; /* [sid * nkg + kg - kg_first], NULL = empty */
-    unsigned char *hk_scratch;
-    size_t hk_scratch_cap;
+    heap_tref_t *hk_trefs;      /* [sid * nkg + kg - kg_first] */
+    heap_info_t *hk_info;       /* [sid] */
+    heap_table_t **hk_deferred; /* originals of tables cloned (see above) */
+    size_t hk_ndeferred, hk_deferred_cap;
+    /* The last namespace hashed (skey_hash); hk_ns_len 0: none. */
+    size_t hk_ns_len;
+    uint64_t hk_ns_mix;
+    unsigned char hk_ns[NS_CACHE_MAX];
 } heap_kstate_t;
 
 /* Where one (state, key, namespace) lives. */
 typedef struct heap_ref {
-    heap_table_t **hr_slot; /* the table pointer in hk_tables */
+    heap_tref_t *hr_tref;
+    heap_table_t **hr_slot; /* &hr_tref->tr_ht */
+    const eddy__skey_t *hr_key;
     int hr_mode;
     int64_t hr_ttl;
-    size_t hr_hdr; /* STAMP_BYTES with TTL, else 0 */
-    size_t hr_klen;
+    size_t hr_hdr;  /* STAMP_BYTES with TTL, else 0 */
+    size_t hr_klen; /* of the composite key: 4 + key + namespace */
     uint64_t hr_hash;
 } heap_ref_t;
 
-static int mode_of(const eddy__kstate_t *ks, int sid)
+static int mode_of(int kind)
 {
-    switch (ks->ks_specs[sid].ss_kind) {
+    switch (kind) {
     case EDDY_STATE_LIST:
         return MODE_LIST;
     case EDDY_STATE_MAP:
@@ -114,7 +199,8 @@ static size_t kv_bytes(const eddy__kv_table_t *kt)
 {
     size_t n = kt->kt_arena.ar_bytes;
     if (kt->kt_slots != NULL) {
-        n += (kt->kt_mask + 1) * sizeof(eddy__kv_entry_t);
+        /* One slot more: the slack for aligning the array (kv_table.c). */
+        n += (kt->kt_mask + 2) * sizeof(eddy__kv_entry_t);
     }
     return n;
 }
@@ -198,17 +284,199 @@ static void table_free(heap_table_t *ht, int mode, size_t hdr)
     free(ht);
 }
 
+/* Drops one reference; the last one frees the table. */
+static void table_unref(heap_table_t *ht)
+{
+    if (atomic_fetch_sub_explicit(&ht->ht_refs, 1, memory_order_acq_rel) == 1) {
+        table_free(ht, ht->ht_mode, ht->ht_hdr);
+    }
+}
+
+/* Whether a snapshot holds the table too. Only this thread adds
+ * references, so a count of 1 stays 1 until this thread snapshots again; the
+ * acquire (a plain load on x86) orders this thread's writes after the
+ * snapshot thread's reads that preceded its release of the table. */
+static inline bool table_shared(heap_table_t *ht)
+{
+    return atomic_load_explicit(&ht->ht_refs, memory_order_acquire) > 1;
+}
+
+/* Whether a write must rebuild the table: dead bytes above half of the
+ * bytes handed out (arena and inline) and at least min_dead. */
+static inline bool compact_due(const eddy__kv_table_t *kt, size_t min_dead)
+{
+    return kt->kt_dead >= min_dead && kt->kt_dead > eddy__kv_bytes_used(kt) / 2;
+}
+
+/* Releases the originals of tables cloned by earlier writes. */
+static void flush_deferred(heap_kstate_t *hk)
+{
+    for (size_t i = 0; i < hk->hk_ndeferred; i++) {
+        table_unref(hk->hk_deferred[i]);
+    }
+    hk->hk_ndeferred = 0;
+}
+
+static heap_list_t *list_new(size_t need);
+static eddy__kv_table_t *map_new(void);
+static int map_set(eddy__kv_table_t *m, const void *uk, size_t uklen,
+                   const void *v, size_t vlen);
+
+/* A deep copy of a table (lists and nested maps too), compacted. */
+static heap_table_t *table_clone(const heap_table_t *src)
+{
+    heap_table_t *ht = calloc(1, sizeof(*ht));
+    if (ht == NULL) {
+        return NULL;
+    }
+    const eddy__kv_table_t *kt = &src->ht_kv;
+    /* Room for every entry at once; compaction may still shrink the copy
+     * down to the usual first size (kt_init_cap, reset below). */
+    size_t slots = EDDY_MAX((size_t)TABLE_SLOTS, kt->kt_count * 2);
+    eddy__kv_init_sized(&ht->ht_kv, slots, TABLE_CHUNK);
+    if (kt->kt_inline) {
+        eddy__kv_set_inline(&ht->ht_kv);
+    }
+    atomic_init(&ht->ht_refs, 1);
+    ht->ht_mode = src->ht_mode;
+    ht->ht_hdr = src->ht_hdr;
+    ht->ht_cursor = src->ht_cursor;
+    size_t hdr = src->ht_hdr;
+    for (size_t i = 0; kt->kt_slots != NULL && i <= kt->kt_mask; i++) {
+        const eddy__kv_entry_t *e = &kt->kt_slots[i];
+        if (e->kv_data == NULL) {
+            continue;
+        }
+        /* Keys are distinct: insert without comparing any. */
+        eddy__kv_entry_t *ne =
+            eddy__kv_insert(&ht->ht_kv, e->kv_hash, e->kv_klen, e->kv_vlen);
+        if (ne == NULL) {
+            goto fail;
+        }
+        ne->kv_vlen = e->kv_vlen;
+        memcpy(ne->kv_data, e->kv_data, (size_t)e->kv_klen + e->kv_vlen);
+        if (src->ht_mode == MODE_LIST) {
+            const heap_list_t *l = ext_ptr(e, hdr);
+            heap_list_t *nl = list_new(l->hl_len);
+            if (nl == NULL) {
+                set_ext_ptr(ne, hdr, NULL);
+                goto fail;
+            }
+            memcpy(nl->hl_data, l->hl_data, l->hl_len);
+            nl->hl_len = l->hl_len;
+            set_ext_ptr(ne, hdr, nl);
+            ht->ht_ext += list_bytes(nl);
+        } else if (src->ht_mode == MODE_MAP) {
+            const eddy__kv_table_t *m = ext_ptr(e, hdr);
+            eddy__kv_table_t *nm = map_new();
+            set_ext_ptr(ne, hdr, nm);
+            if (nm == NULL) {
+                goto fail;
+            }
+            for (size_t k = 0; m->kt_slots != NULL && k <= m->kt_mask; k++) {
+                const eddy__kv_entry_t *me = &m->kt_slots[k];
+                if (me->kv_data != NULL &&
+                    map_set(nm, me->kv_data, me->kv_klen, eddy__kv_value(me),
+                            me->kv_vlen) != 0) {
+                    goto fail;
+                }
+            }
+            ht->ht_ext += map_bytes(nm);
+        }
+    }
+    ht->ht_kv.kt_init_cap = src->ht_kv.kt_init_cap;
+    return ht;
+fail:
+    /* Entries whose list or map could not be made hold NULL: free the
+     * others and the table. */
+    for (size_t i = 0; ht->ht_kv.kt_slots != NULL && i <= ht->ht_kv.kt_mask;
+         i++) {
+        eddy__kv_entry_t *e = &ht->ht_kv.kt_slots[i];
+        if (e->kv_data != NULL && ht->ht_mode != MODE_VALUE &&
+            ext_ptr(e, hdr) != NULL) {
+            if (ht->ht_mode == MODE_LIST) {
+                free(ext_ptr(e, hdr));
+            } else {
+                map_free(ext_ptr(e, hdr));
+            }
+        }
+    }
+    eddy__kv_close(&ht->ht_kv);
+    free(ht);
+    return NULL;
+}
+
+/* Replaces the shared table in *slot by a private copy (make_writable). */
+static int table_unshare(heap_kstate_t *hk, heap_table_t **slot)
+{
+    heap_table_t *ht = *slot;
+    heap_table_t *c = table_clone(ht);
+    if (c == NULL) {
+        return EDDY_ERR_NOMEM;
+    }
+    if (hk->hk_ndeferred == hk->hk_deferred_cap) {
+        size_t cap = hk->hk_deferred_cap ? hk->hk_deferred_cap * 2 : 8;
+        heap_table_t **d = eddy__try_realloc(hk->hk_deferred, cap * sizeof(*d));
+        if (d == NULL) {
+            table_unref(c);
+            return EDDY_ERR_NOMEM;
+        }
+        hk->hk_deferred = d;
+        hk->hk_deferred_cap = cap;
+    }
+    hk->hk_deferred[hk->hk_ndeferred++] = ht;
+    *slot = c;
+    return 0;
+}
+
+/* Before changing the table in *slot: if a snapshot shares it, work on a
+ * private copy from now on. */
+static inline int make_writable(heap_kstate_t *hk, heap_table_t **slot)
+{
+    heap_table_t *ht = *slot;
+    if (EDDY_LIKELY(ht == NULL || !table_shared(ht))) {
+        return 0;
+    }
+    return table_unshare(hk, slot);
+}
+
+/*
+ * Refreshes the fast paths' copy of a table's state. Every change of the
+ * table pointer, of its slot array (inserts, compaction) or of its dead
+ * bytes happens on a general path, which calls this before it returns (in
+ * ref_write, drop_entry and after_write); a snapshot clears tr_fast.
+ */
+static void tref_sync(heap_tref_t *tr)
+{
+    heap_table_t *ht = tr->tr_ht;
+    if (ht == NULL) {
+        tr->tr_slots = NULL;
+        tr->tr_mask = 0;
+        tr->tr_fast = false;
+        return;
+    }
+    tr->tr_slots = ht->ht_kv.kt_slots;
+    tr->tr_mask = ht->ht_kv.kt_mask;
+    /* Writes on the fast paths change no dead bytes, so a compaction not
+     * due now is not due after them either. */
+    tr->tr_fast = tr->tr_plain && tr->tr_slots != NULL && !table_shared(ht) &&
+                  !compact_due(&ht->ht_kv, TABLE_COMPACT_MIN);
+}
+
 /* Removes an entry and what it points to; frees the table if it empties.
- * Does not compact, so other entries' bytes stay where they are. */
+ * Does not compact, so other entries' arena bytes stay where they are
+ * (inline ones move with their slots: TTL tables, whose reads remove, have
+ * none). */
 static void drop_entry(const heap_ref_t *r, eddy__kv_entry_t *e)
 {
     heap_table_t *ht = *r->hr_slot;
     free_ext(ht, r->hr_mode, e, r->hr_hdr);
     eddy__kv_remove_entry(&ht->ht_kv, e);
     if (ht->ht_kv.kt_count == 0) {
-        table_free(ht, r->hr_mode, r->hr_hdr);
+        table_unref(ht);
         *r->hr_slot = NULL;
     }
+    tref_sync(r->hr_tref);
 }
 
 /* Rebuilds a table once dead bytes exceed half of its arena. A failure only
@@ -216,7 +484,7 @@ static void drop_entry(const heap_ref_t *r, eddy__kv_entry_t *e)
  * rebuilt (its entries' bytes moved). */
 static bool maybe_compact(eddy__kv_table_t *kt, size_t min_dead)
 {
-    if (kt->kt_dead >= min_dead && kt->kt_dead > kt->kt_arena.ar_bytes / 2) {
+    if (compact_due(kt, min_dead)) {
         return eddy__kv_compact(kt) == 0;
     }
     return false;
@@ -224,99 +492,199 @@ static bool maybe_compact(eddy__kv_table_t *kt, size_t min_dead)
 
 /* ---- lookups ---- */
 
-static uint64_t skey_hash(const eddy__skey_t *k)
+/* Out of line: its loops would cost the inlined fast paths registers, and
+ * with them a stack frame on every call. */
+static __attribute__((noinline)) bool bytes_equal_any(const void *a,
+                                                      const void *b, size_t n)
 {
-    if (k->sk_nslen == 0) {
-        return k->sk_hash;
+    return eddy__kv_bytes_equal(a, b, n);
+}
+
+/* Byte equality for probes, with the common lengths (8-byte ids, 16-byte
+ * window namespaces, none) compared in registers. */
+HEAP_INLINE bool same_bytes(const void *a, const void *b, size_t n)
+{
+    uint64_t x0, y0, x1, y1;
+    switch (n) {
+    case 0:
+        return true;
+    case 8:
+        memcpy(&x0, a, 8);
+        memcpy(&y0, b, 8);
+        return x0 == y0;
+    case 16:
+        memcpy(&x0, a, 8);
+        memcpy(&y0, b, 8);
+        memcpy(&x1, (const unsigned char *)a + 8, 8);
+        memcpy(&y1, (const unsigned char *)b + 8, 8);
+        return ((x0 ^ y0) | (x1 ^ y1)) == 0;
+    default:
+        return bytes_equal_any(a, b, n);
     }
+}
+
+/* The namespace's part of the table hash. Window state names one namespace
+ * (the window or slice) for many consecutive records, so the last one
+ * hashed is remembered with its result. */
+HEAP_COLD uint64_t ns_mix_slow(heap_kstate_t *hk, const void *ns, size_t nslen)
+{
     /* Mix the namespace hash before combining, so (x, x) pairs and the like
      * do not cancel out. */
-    uint64_t h = eddy__hash64(k->sk_ns, k->sk_nslen) * 0x9E3779B97F4A7C15ull;
-    return k->sk_hash ^ h ^ (h >> 29);
+    uint64_t h = eddy__hash64(ns, nslen) * 0x9E3779B97F4A7C15ull;
+    uint64_t mix = h ^ (h >> 29);
+    if (nslen <= NS_CACHE_MAX) {
+        memcpy(hk->hk_ns, ns, nslen);
+        hk->hk_ns_len = nslen;
+        hk->hk_ns_mix = mix;
+    }
+    return mix;
 }
 
-/* Resolves the table slot and builds the composite key in the scratch
- * buffer. Returns 0, or EDDY_ERR_INVALID / EDDY_ERR_NOMEM. */
-static int ref_init(heap_kstate_t *hk, int sid, const eddy__skey_t *k,
-                    heap_ref_t *r)
+HEAP_INLINE uint64_t skey_hash(heap_kstate_t *hk, const eddy__skey_t *k)
 {
-    const eddy__kstate_t *ks = &hk->hk_base;
-    assert(sid >= 0 && sid < ks->ks_nstates);
-    assert(k->sk_kg >= ks->ks_kg_first && k->sk_kg <= ks->ks_kg_last);
-    if (k->sk_klen > UINT32_MAX - 4 ||
-        k->sk_nslen > UINT32_MAX - 4 - k->sk_klen) {
+    size_t nslen = k->sk_nslen;
+    if (nslen == 0) {
+        return k->sk_hash;
+    }
+    if (EDDY_LIKELY(nslen == hk->hk_ns_len &&
+                    same_bytes(k->sk_ns, hk->hk_ns, nslen))) {
+        return k->sk_hash ^ hk->hk_ns_mix;
+    }
+    return k->sk_hash ^ ns_mix_slow(hk, k->sk_ns, nslen);
+}
+
+/* Resolves where (state, key, namespace) lives. Costs no copying: probes
+ * compare the key and namespace in place (entry_is). Returns 0, or
+ * EDDY_ERR_INVALID for a key and namespace too long for an entry. */
+HEAP_INLINE int ref_init(heap_kstate_t *hk, int sid, const eddy__skey_t *k,
+                         heap_ref_t *r)
+{
+    assert(sid >= 0 && sid < hk->hk_base.ks_nstates);
+    assert(k->sk_kg >= hk->hk_base.ks_kg_first &&
+           k->sk_kg <= hk->hk_base.ks_kg_last);
+    if (EDDY_UNLIKELY(k->sk_klen > UINT32_MAX - 4 ||
+                      k->sk_nslen > UINT32_MAX - 4 - k->sk_klen)) {
         return EDDY_ERR_INVALID;
     }
-    size_t n = 4 + k->sk_klen + k->sk_nslen;
-    if (EDDY_UNLIKELY(n > hk->hk_scratch_cap)) {
-        size_t cap = EDDY_MAX(n, hk->hk_scratch_cap * 2);
-        unsigned char *p = eddy__try_realloc(hk->hk_scratch, cap);
-        if (p == NULL) {
-            return EDDY_ERR_NOMEM;
-        }
-        hk->hk_scratch = p;
-        hk->hk_scratch_cap = cap;
-    }
-    uint32_t klen = (uint32_t)k->sk_klen;
-    memcpy(hk->hk_scratch, &klen, 4);
-    if (k->sk_klen > 0) {
-        memcpy(hk->hk_scratch + 4, k->sk_key, k->sk_klen);
-    }
-    if (k->sk_nslen > 0) {
-        memcpy(hk->hk_scratch + 4 + k->sk_klen, k->sk_ns, k->sk_nslen);
-    }
-    r->hr_slot = &hk->hk_tables[(size_t)sid * (size_t)hk->hk_nkg +
-                                (size_t)(k->sk_kg - ks->ks_kg_first)];
-    r->hr_mode = mode_of(ks, sid);
-    r->hr_ttl = ks->ks_specs[sid].ss_ttl_ms;
-    r->hr_hdr = r->hr_ttl > 0 ? STAMP_BYTES : 0;
-    r->hr_klen = n;
-    r->hr_hash = skey_hash(k);
+    const heap_info_t *hi = &hk->hk_info[sid];
+    r->hr_tref = &hk->hk_trefs[hi->hi_base + k->sk_kg];
+    r->hr_slot = &r->hr_tref->tr_ht;
+    r->hr_key = k;
+    r->hr_mode = hi->hi_mode;
+    r->hr_ttl = hi->hi_ttl;
+    r->hr_hdr = hi->hi_hdr;
+    r->hr_klen = 4 + k->sk_klen + k->sk_nslen;
+    r->hr_hash = skey_hash(hk, k);
     return 0;
 }
 
-/* For writes: checks the state's kind and creates the table. */
-static int ref_write(heap_kstate_t *hk, int sid, const eddy__skey_t *k,
-                     int mode, heap_ref_t *r)
+/* Whether entry e holds the composite key [u32 klen][key][namespace] of k,
+ * `n` bytes long: compared piece by piece, so no composite key is built. */
+HEAP_INLINE bool entry_is(const eddy__kv_entry_t *e, const eddy__skey_t *k,
+                          size_t n)
+{
+    if (e->kv_klen != n) {
+        return false;
+    }
+    const unsigned char *d = e->kv_data;
+    uint32_t klen;
+    memcpy(&klen, d, 4);
+    return klen == k->sk_klen && same_bytes(d + 4, k->sk_key, klen) &&
+           same_bytes(d + 4 + klen, k->sk_ns, k->sk_nslen);
+}
+
+/* The entry of (hash, k) in a table, or NULL. The 64-bit hash in the slot
+ * decides almost every mismatch without touching the entry's bytes. */
+HEAP_INLINE eddy__kv_entry_t *table_find(const heap_table_t *ht, uint64_t hash,
+                                         const eddy__skey_t *k, size_t n)
+{
+    eddy__kv_entry_t *slots = ht->ht_kv.kt_slots;
+    if (EDDY_UNLIKELY(slots == NULL)) {
+        return NULL;
+    }
+    size_t mask = ht->ht_kv.kt_mask;
+    for (size_t i = hash & mask;; i = (i + 1) & mask) {
+        eddy__kv_entry_t *e = &slots[i];
+        if (e->kv_data == NULL) {
+            return NULL;
+        }
+        if (e->kv_hash == hash && EDDY_LIKELY(entry_is(e, k, n))) {
+            return e;
+        }
+    }
+}
+
+/* The entry of a reference in its table (which must exist), or NULL. */
+static inline eddy__kv_entry_t *probe(const heap_ref_t *r)
+{
+    return table_find(*r->hr_slot, r->hr_hash, r->hr_key, r->hr_klen);
+}
+
+static heap_table_t *table_new(const heap_ref_t *r)
+{
+    heap_table_t *ht = calloc(1, sizeof(*ht));
+    if (ht != NULL) {
+        eddy__kv_init_sized(&ht->ht_kv, TABLE_SLOTS, TABLE_CHUNK);
+        if (r->hr_ttl <= 0) {
+            eddy__kv_set_inline(&ht->ht_kv); /* see DESIGN: Inline entries */
+        }
+        atomic_init(&ht->ht_refs, 1);
+        ht->ht_mode = r->hr_mode;
+        ht->ht_hdr = r->hr_hdr;
+    }
+    return ht;
+}
+
+/* For writes: checks the state's kind, releases the originals of tables
+ * cloned by earlier writes, and makes the table exist and be writable. */
+static inline int ref_write(heap_kstate_t *hk, int sid, const eddy__skey_t *k,
+                            int mode, heap_ref_t *r)
 {
     int rc = ref_init(hk, sid, k, r);
-    if (rc != 0) {
+    if (EDDY_UNLIKELY(rc != 0)) {
         return rc;
     }
-    if (r->hr_mode != mode) {
+    if (EDDY_UNLIKELY(r->hr_mode != mode)) {
         return EDDY_ERR_INVALID;
     }
-    if (*r->hr_slot == NULL) {
-        heap_table_t *ht = calloc(1, sizeof(*ht));
-        if (ht == NULL) {
-            return EDDY_ERR_NOMEM;
-        }
-        eddy__kv_init_sized(&ht->ht_kv, TABLE_SLOTS, TABLE_CHUNK);
-        *r->hr_slot = ht;
+    if (EDDY_UNLIKELY(hk->hk_ndeferred > 0)) {
+        flush_deferred(hk);
     }
-    return 0;
+    heap_table_t *before = *r->hr_slot;
+    if (EDDY_UNLIKELY(before == NULL)) {
+        *r->hr_slot = table_new(r);
+        rc = *r->hr_slot != NULL ? 0 : EDDY_ERR_NOMEM;
+    } else {
+        rc = make_writable(hk, r->hr_slot);
+    }
+    if (*r->hr_slot != before) {
+        tref_sync(r->hr_tref); /* a new table, or a private copy */
+    }
+    return rc;
 }
 
 /* Finds the live entry of a reference; removes it if expired. */
-static eddy__kv_entry_t *ref_find(heap_kstate_t *hk, const heap_ref_t *r)
+static inline eddy__kv_entry_t *ref_find(heap_kstate_t *hk, const heap_ref_t *r)
 {
     heap_table_t *ht = *r->hr_slot;
     if (ht == NULL) {
         return NULL;
     }
-    eddy__kv_entry_t *e =
-        eddy__kv_find(&ht->ht_kv, r->hr_hash, hk->hk_scratch, r->hr_klen);
-    if (e != NULL && expired(e, r->hr_ttl, hk->hk_base.ks_now_ms)) {
-        drop_entry(r, e);
+    eddy__kv_entry_t *e = probe(r);
+    if (EDDY_UNLIKELY(r->hr_ttl > 0) && e != NULL &&
+        expired(e, r->hr_ttl, hk->hk_base.ks_now_ms)) {
+        if (!table_shared(ht)) {
+            drop_entry(r, e); /* a frozen table is cleaned after a clone */
+        }
         return NULL;
     }
     return e;
 }
 
 /* For reads: the live entry, or NULL (absent, expired, or another kind). */
-static eddy__kv_entry_t *read_find(heap_kstate_t *hk, int sid,
-                                   const eddy__skey_t *k, int mode,
-                                   heap_ref_t *r)
+static inline eddy__kv_entry_t *read_find(heap_kstate_t *hk, int sid,
+                                          const eddy__skey_t *k, int mode,
+                                          heap_ref_t *r)
 {
     if (ref_init(hk, sid, k, r) != 0 || r->hr_mode != mode) {
         return NULL;
@@ -324,41 +692,72 @@ static eddy__kv_entry_t *read_find(heap_kstate_t *hk, int sid,
     return ref_find(hk, r);
 }
 
-/* Finds the entry without expiring it (writes decide what to do). */
-static eddy__kv_entry_t *write_find(heap_kstate_t *hk, const heap_ref_t *r)
+/* memmove for keys and values: the common sizes (ids, namespaces,
+ * accumulators: 8 to 16 bytes) with two loads and two stores, which read
+ * everything before writing anything, rather than a call. */
+HEAP_INLINE void copy_bytes(unsigned char *dst, const void *src, size_t len)
 {
-    return eddy__kv_find(&(*r->hr_slot)->ht_kv, r->hr_hash, hk->hk_scratch,
-                         r->hr_klen);
+    const unsigned char *p = src;
+    if (len >= 8 && len <= 16) {
+        uint64_t a, b;
+        memcpy(&a, p, 8);
+        memcpy(&b, p + len - 8, 8);
+        memcpy(dst, &a, 8);
+        memcpy(dst + len - 8, &b, 8);
+    } else if (len > 0) {
+        memmove(dst, src, len);
+    }
 }
 
-/* Inserts a new entry with `vlen` bytes of value (stamp included). */
-static eddy__kv_entry_t *insert(heap_kstate_t *hk, const heap_ref_t *r,
-                                size_t vlen)
+/* Whether p points into the slot array of an inline table, i.e. at bytes
+ * an insertion into that table may move (kv_table.h). */
+static inline bool in_slots(const eddy__kv_table_t *kt, const void *p)
 {
-    bool created;
-    eddy__kv_entry_t *e =
-        eddy__kv_upsert(&(*r->hr_slot)->ht_kv, r->hr_hash, hk->hk_scratch,
-                        r->hr_klen, vlen, &created);
+    uintptr_t a = (uintptr_t)p, b = (uintptr_t)kt->kt_slots;
+    return kt->kt_inline && b != 0 && a >= b &&
+           a - b < (kt->kt_mask + 1) * sizeof(eddy__kv_entry_t);
+}
+
+/* If the `len` bytes at *p are inline bytes of kt, copies them to `buf`
+ * (EDDY__KV_INLINE bytes: inline keys and values are no longer) and points
+ * *p at the copy, so an insertion into kt may move them. */
+static inline void unalias(const eddy__kv_table_t *kt, const void **p,
+                           size_t len, unsigned char *buf)
+{
+    if (len > 0 && in_slots(kt, *p)) {
+        assert(len <= EDDY__KV_INLINE);
+        memcpy(buf, *p, len);
+        *p = buf;
+    }
+}
+
+/* Inserts a new entry (absent: the caller just probed) with `vlen` bytes of
+ * zeroed value (stamp included), writing the composite key straight into
+ * the entry. The key and namespace may be inline bytes of the same table
+ * (a key from ko_for_each): they are copied before the insertion. */
+static eddy__kv_entry_t *insert(const heap_ref_t *r, size_t vlen)
+{
+    const eddy__skey_t *k = r->hr_key;
+    eddy__kv_table_t *kt = &(*r->hr_slot)->ht_kv;
+    const void *key = k->sk_key, *ns = k->sk_ns;
+    unsigned char kbuf[EDDY__KV_INLINE], nbuf[EDDY__KV_INLINE];
+    unalias(kt, &key, k->sk_klen, kbuf);
+    unalias(kt, &ns, k->sk_nslen, nbuf);
+    eddy__kv_entry_t *e = eddy__kv_insert(kt, r->hr_hash, r->hr_klen, vlen);
     if (e != NULL) {
-        assert(created);
+        uint32_t klen = (uint32_t)k->sk_klen;
+        memcpy(e->kv_data, &klen, 4);
+        copy_bytes(e->kv_data + 4, key, klen);
+        copy_bytes(e->kv_data + 4 + klen, ns, k->sk_nslen);
         e->kv_vlen = (uint32_t)vlen;
     }
     return e;
 }
 
-/*
- * After every write (including failed ones, which may have created an empty
- * table): incremental TTL cleanup, then reclaiming. The entry just written
- * carries a fresh stamp, so the cleanup never removes it (the cleanup may
- * shift slots, but not the bytes entries point to). Returns true if the
- * table was compacted, which moves every entry's bytes.
- */
-static bool after_write(heap_kstate_t *hk, const heap_ref_t *r)
+/* The TTL cleanup and reclaiming of after_write (below). */
+static bool after_write_slow(heap_kstate_t *hk, const heap_ref_t *r)
 {
     heap_table_t *ht = *r->hr_slot;
-    if (ht == NULL) {
-        return false;
-    }
     eddy__kv_table_t *kt = &ht->ht_kv;
     if (r->hr_ttl > 0) {
         int64_t now = hk->hk_base.ks_now_ms;
@@ -375,19 +774,132 @@ static bool after_write(heap_kstate_t *hk, const heap_ref_t *r)
         }
     }
     if (kt->kt_count == 0) {
-        table_free(ht, r->hr_mode, r->hr_hdr);
+        table_unref(ht);
         *r->hr_slot = NULL;
         return false;
     }
     return maybe_compact(kt, TABLE_COMPACT_MIN);
 }
 
+/*
+ * After every write (including failed ones, which may have created an empty
+ * table): incremental TTL cleanup, then reclaiming, then the fast paths'
+ * copy of the table's state. The entry just written carries a fresh stamp,
+ * so the cleanup never removes it (the cleanup may shift slots, but not the
+ * bytes entries point to: TTL tables are not inline). Returns true if the
+ * table was compacted, which moves every entry's bytes.
+ */
+static bool after_write(heap_kstate_t *hk, const heap_ref_t *r)
+{
+    const heap_table_t *ht = *r->hr_slot;
+    bool moved = false;
+    /* maybe_compact needs kt_dead >= TABLE_COMPACT_MIN */
+    if (ht != NULL && (r->hr_ttl > 0 || ht->ht_kv.kt_count == 0 ||
+                       ht->ht_kv.kt_dead >= TABLE_COMPACT_MIN)) {
+        moved = after_write_slow(hk, r);
+    }
+    tref_sync(r->hr_tref);
+    return moved;
+}
+
 /* ---- VALUE, REDUCING, AGGREGATING ---- */
 
-static int hk_get(eddy__kstate_t *ks, int sid, const eddy__skey_t *k,
-                  const void **v, size_t *len)
+/*
+ * The fast paths (hk_get, hk_put, hk_get_for_update) serve the per-record
+ * case: a VALUE state without TTL whose table exists, is not shared with a
+ * snapshot and has no compaction due; the entry exists and its value fits.
+ * They do exactly what the general paths (*_any) do then: find, update in
+ * place, and nothing else (no stamp without TTL; after_write would find
+ * nothing to do). Only the release of cloned originals waits for the next
+ * general path (see Snapshots). Anything else goes to the general path,
+ * which starts over.
+ */
+
+/* The table handle of (sid, kg), from the backend's own fields: one
+ * dependent load fewer than through hk_info. */
+HEAP_INLINE const heap_tref_t *tref_of(const heap_kstate_t *hk, int sid, int kg)
 {
-    heap_kstate_t *hk = (heap_kstate_t *)ks;
+    return &hk->hk_trefs[(size_t)sid * (size_t)hk->hk_nkg +
+                         (size_t)(kg - hk->hk_base.ks_kg_first)];
+}
+
+/* The table of a fast-path write, or NULL if the general path must run. */
+HEAP_INLINE const heap_tref_t *fast_table(const heap_kstate_t *hk, int sid,
+                                          int kg)
+{
+    const heap_tref_t *tr = tref_of(hk, sid, kg);
+    return EDDY_LIKELY(tr->tr_fast) ? tr : NULL;
+}
+
+/* The first entry with `hash`, or NULL if there is none (k is absent).
+ * The caller checks that it is k's (entry_is); if it is not (two keys with
+ * the same 64-bit hash), the general path probes on. Comparing hashes only
+ * keeps the loop small. */
+HEAP_INLINE eddy__kv_entry_t *fast_probe(const heap_tref_t *tr, uint64_t hash)
+{
+    eddy__kv_entry_t *slots = tr->tr_slots;
+    if (EDDY_UNLIKELY(slots == NULL)) {
+        return NULL;
+    }
+    size_t mask = tr->tr_mask;
+    for (size_t i = hash & mask;; i = (i + 1) & mask) {
+        eddy__kv_entry_t *e = &slots[i];
+        if (e->kv_data == NULL) {
+            return NULL;
+        }
+        if (e->kv_hash == hash) {
+            return e;
+        }
+    }
+}
+
+/* Below this, a key, a namespace and a value always fit an entry (4 GiB
+ * with the length prefix): the fast insertion needs no other check. */
+#define FAST_MAX (UINT32_MAX / 4)
+
+/*
+ * Inserts (sid, k), absent (fast_probe found no entry with its hash), into
+ * the fast-writable table of tr, with `vlen` zero bytes of value: what the
+ * general path does for a new key of a plain state after all its checks,
+ * which cannot fail here (the key, namespace and vlen are below FAST_MAX).
+ * NULL on out of memory.
+ */
+HEAP_INLINE eddy__kv_entry_t *fast_insert(heap_kstate_t *hk, int sid,
+                                          const eddy__skey_t *k, uint64_t hash,
+                                          size_t vlen)
+{
+    heap_ref_t r;
+    r.hr_tref = (heap_tref_t *)tref_of(hk, sid, k->sk_kg);
+    r.hr_slot = &r.hr_tref->tr_ht;
+    r.hr_key = k;
+    r.hr_mode = MODE_VALUE;
+    r.hr_ttl = 0;
+    r.hr_hdr = 0;
+    r.hr_klen = 4 + k->sk_klen + k->sk_nslen;
+    r.hr_hash = hash;
+    eddy__kv_entry_t *e = insert(&r, vlen);
+    /* The slot array may have grown. Nothing else after_write does applies:
+     * no TTL, and an insertion makes no dead bytes. */
+    if (r.hr_tref->tr_ht->ht_kv.kt_slots != r.hr_tref->tr_slots) {
+        tref_sync(r.hr_tref);
+    }
+    return e;
+}
+
+HEAP_INLINE bool fast_sizes(const eddy__skey_t *k, size_t vlen)
+{
+    return k->sk_klen < FAST_MAX && k->sk_nslen < FAST_MAX && vlen < FAST_MAX;
+}
+
+/* Cheap checks of the caller's arguments (STYLE §4: bugs, asserted). */
+#define ASSERT_ARGS(hk, sid, k)                                                \
+    assert((unsigned)(sid) < (unsigned)(hk)->hk_base.ks_nstates &&             \
+           (unsigned)((k)->sk_kg - (hk)->hk_base.ks_kg_first) <                \
+               (unsigned)(hk)->hk_nkg)
+
+HEAP_COLD int hk_get_any(heap_kstate_t *hk, int sid, const eddy__skey_t *k,
+                         const void **v, size_t *len)
+{
     heap_ref_t r;
     eddy__kv_entry_t *e = read_find(hk, sid, k, MODE_VALUE, &r);
     if (e == NULL) {
@@ -398,20 +910,20 @@ static int hk_get(eddy__kstate_t *ks, int sid, const eddy__skey_t *k,
     return 1;
 }
 
-static int hk_put(eddy__kstate_t *ks, int sid, const eddy__skey_t *k,
-                  const void *v, size_t len)
+HEAP_COLD int hk_put_any(heap_kstate_t *hk, int sid, const eddy__skey_t *k,
+                         const void *v, size_t len)
 {
-    heap_kstate_t *hk = (heap_kstate_t *)ks;
-    if (len > UINT32_MAX) {
+    if (EDDY_UNLIKELY(len > UINT32_MAX)) {
         return EDDY_ERR_INVALID;
     }
     heap_ref_t r;
     int rc = ref_write(hk, sid, k, MODE_VALUE, &r);
-    if (rc != 0) {
+    if (EDDY_UNLIKELY(rc != 0)) {
         return rc;
     }
+    unsigned char vbuf[EDDY__KV_INLINE];
     size_t need = r.hr_hdr + len;
-    eddy__kv_entry_t *e = write_find(hk, &r);
+    eddy__kv_entry_t *e = probe(&r);
     unsigned char *dst = NULL;
     if (EDDY_LIKELY(e != NULL && need <= e->kv_vcap)) {
         /* The common case: update in place, no allocation. */
@@ -423,10 +935,12 @@ static int hk_put(eddy__kstate_t *ks, int sid, const eddy__skey_t *k,
         /* Old bytes stay valid while moving, so v may point into them. */
         dst = eddy__kv_reserve_value(&(*r.hr_slot)->ht_kv, e, need);
     } else {
-        e = insert(hk, &r, need);
+        /* v may be another entry's inline value, which inserting moves. */
+        unalias(&(*r.hr_slot)->ht_kv, &v, len, vbuf);
+        e = insert(&r, need);
         dst = e != NULL ? eddy__kv_value(e) : NULL;
     }
-    if (dst != NULL) {
+    if (EDDY_LIKELY(dst != NULL)) {
         if (len > 0) {
             memmove(dst + r.hr_hdr, v, len); /* v may alias the old value */
         }
@@ -439,20 +953,19 @@ static int hk_put(eddy__kstate_t *ks, int sid, const eddy__skey_t *k,
 }
 
 /* One lookup for a read-modify-write of a fixed-size value (state.h). */
-static int hk_get_for_update(eddy__kstate_t *ks, int sid, const eddy__skey_t *k,
-                             size_t size, void **value, bool *created)
+HEAP_COLD int hk_gfu_any(heap_kstate_t *hk, int sid, const eddy__skey_t *k,
+                         size_t size, void **value, bool *created)
 {
-    heap_kstate_t *hk = (heap_kstate_t *)ks;
-    if (size > UINT32_MAX) {
+    if (EDDY_UNLIKELY(size > UINT32_MAX)) {
         return EDDY_ERR_INVALID;
     }
     heap_ref_t r;
     int rc = ref_write(hk, sid, k, MODE_VALUE, &r);
-    if (rc != 0) {
+    if (EDDY_UNLIKELY(rc != 0)) {
         return rc;
     }
     size_t need = r.hr_hdr + size;
-    eddy__kv_entry_t *e = write_find(hk, &r);
+    eddy__kv_entry_t *e = probe(&r);
     unsigned char *dst = NULL;
     bool fresh = true;
     if (EDDY_LIKELY(e != NULL &&
@@ -472,24 +985,119 @@ static int hk_get_for_update(eddy__kstate_t *ks, int sid, const eddy__skey_t *k,
             memset(dst, 0, need);
         }
     } else {
-        e = insert(hk, &r, need); /* zero-filled */
+        e = insert(&r, need); /* zero-filled */
         dst = e != NULL ? eddy__kv_value(e) : NULL;
     }
-    if (dst == NULL) {
+    if (EDDY_UNLIKELY(dst == NULL)) {
         after_write(hk, &r);
         return rc != 0 ? rc : EDDY_ERR_NOMEM;
     }
     stamp(e, hk, r.hr_hdr);
     if (EDDY_UNLIKELY(after_write(hk, &r))) {
-        /* Compaction moved the bytes: find the entry again (the composite
-         * key is still in the scratch buffer). */
-        e = write_find(hk, &r);
+        /* Compaction moved the bytes: find the entry again. */
+        e = probe(&r);
         assert(e != NULL);
         dst = eddy__kv_value(e);
     }
     *value = dst + r.hr_hdr;
     *created = fresh;
     return 0;
+}
+
+static int hk_get(eddy__kstate_t *ks, int sid, const eddy__skey_t *k,
+                  const void **v, size_t *len)
+{
+    heap_kstate_t *hk = (heap_kstate_t *)ks;
+    ASSERT_ARGS(hk, sid, k);
+    const heap_tref_t *tr = tref_of(hk, sid, k->sk_kg);
+    if (EDDY_LIKELY(tr->tr_plain)) {
+        /* A read changes nothing without TTL: any table will do. */
+        if (tr->tr_slots == NULL) {
+            return 0;
+        }
+        eddy__kv_entry_t *e = fast_probe(tr, skey_hash(hk, k));
+        if (e == NULL) {
+            return 0;
+        }
+        if (EDDY_LIKELY(entry_is(e, k, 4 + k->sk_klen + k->sk_nslen))) {
+            *v = eddy__kv_value(e);
+            *len = e->kv_vlen;
+            return 1;
+        }
+    }
+    return hk_get_any(hk, sid, k, v, len);
+}
+
+static int hk_put(eddy__kstate_t *ks, int sid, const eddy__skey_t *k,
+                  const void *v, size_t len)
+{
+    heap_kstate_t *hk = (heap_kstate_t *)ks;
+    ASSERT_ARGS(hk, sid, k);
+    const heap_tref_t *tr = fast_table(hk, sid, k->sk_kg);
+    if (EDDY_LIKELY(tr != NULL)) {
+        uint64_t hash = skey_hash(hk, k);
+        eddy__kv_entry_t *e = fast_probe(tr, hash);
+        if (EDDY_LIKELY(e != NULL && len <= e->kv_vcap &&
+                        entry_is(e, k, 4 + k->sk_klen + k->sk_nslen))) {
+            e->kv_vlen = (uint32_t)len;
+            /* v may alias the old value */
+            copy_bytes(eddy__kv_value(e), v, len);
+            return 0;
+        }
+        if (e == NULL && fast_sizes(k, len)) {
+            /* A new key. v may be another entry's inline value, which
+             * inserting moves. */
+            unsigned char vbuf[EDDY__KV_INLINE];
+            unalias(&tr->tr_ht->ht_kv, &v, len, vbuf);
+            e = fast_insert(hk, sid, k, hash, len);
+            if (EDDY_UNLIKELY(e == NULL)) {
+                return EDDY_ERR_NOMEM;
+            }
+            e->kv_vlen = (uint32_t)len;
+            copy_bytes(eddy__kv_value(e), v, len);
+            return 0;
+        }
+    }
+    return hk_put_any(hk, sid, k, v, len);
+}
+
+/* get_for_update of a key absent from a fast-writable table (a new window,
+ * say): inserted zero-filled without the general path's detour. */
+HEAP_COLD int hk_gfu_new(heap_kstate_t *hk, int sid, const eddy__skey_t *k,
+                         size_t size, void **value, bool *created)
+{
+    if (!fast_sizes(k, size)) {
+        return hk_gfu_any(hk, sid, k, size, value, created);
+    }
+    eddy__kv_entry_t *e = fast_insert(hk, sid, k, skey_hash(hk, k), size);
+    if (EDDY_UNLIKELY(e == NULL)) {
+        return EDDY_ERR_NOMEM;
+    }
+    *value = eddy__kv_value(e);
+    *created = true;
+    return 0;
+}
+
+static int hk_get_for_update(eddy__kstate_t *ks, int sid, const eddy__skey_t *k,
+                             size_t size, void **value, bool *created)
+{
+    heap_kstate_t *hk = (heap_kstate_t *)ks;
+    ASSERT_ARGS(hk, sid, k);
+    const heap_tref_t *tr = fast_table(hk, sid, k->sk_kg);
+    if (EDDY_LIKELY(tr != NULL)) {
+        uint64_t hash = skey_hash(hk, k);
+        eddy__kv_entry_t *e = fast_probe(tr, hash);
+        if (EDDY_LIKELY(e != NULL && e->kv_vlen == size &&
+                        entry_is(e, k, 4 + k->sk_klen + k->sk_nslen))) {
+            *value = eddy__kv_value(e);
+            *created = false;
+            return 0;
+        }
+        if (e == NULL) {
+            return hk_gfu_new(hk, sid, k, size, value, created);
+        }
+    }
+    return hk_gfu_any(hk, sid, k, size, value, created);
 }
 
 static int hk_remove(eddy__kstate_t *ks, int sid, const eddy__skey_t *k)
@@ -500,7 +1108,12 @@ static int hk_remove(eddy__kstate_t *ks, int sid, const eddy__skey_t *k)
     if (rc != 0 || *r.hr_slot == NULL) {
         return rc;
     }
-    eddy__kv_entry_t *e = write_find(hk, &r);
+    flush_deferred(hk);
+    rc = make_writable(hk, r.hr_slot);
+    if (rc != 0) {
+        return rc;
+    }
+    eddy__kv_entry_t *e = probe(&r);
     if (e != NULL) {
         drop_entry(&r, e);
     }
@@ -544,7 +1157,7 @@ static int hk_list_add(eddy__kstate_t *ks, int sid, const eddy__skey_t *k,
         return rc;
     }
     heap_table_t *ht = *r.hr_slot;
-    eddy__kv_entry_t *e = write_find(hk, &r);
+    eddy__kv_entry_t *e = probe(&r);
     if (e != NULL && !expired(e, r.hr_ttl, hk->hk_base.ks_now_ms)) {
         heap_list_t *l = ext_ptr(e, r.hr_hdr);
         size_t need = l->hl_len + 4 + len;
@@ -579,7 +1192,7 @@ static int hk_list_add(eddy__kstate_t *ks, int sid, const eddy__skey_t *k,
     }
     list_append(l, v, len);
     if (e == NULL) {
-        e = insert(hk, &r, r.hr_hdr + sizeof(l));
+        e = insert(&r, r.hr_hdr + sizeof(l));
         if (e == NULL) {
             free(l);
             rc = EDDY_ERR_NOMEM;
@@ -672,7 +1285,7 @@ static int hk_map_put(eddy__kstate_t *ks, int sid, const eddy__skey_t *k,
         return rc;
     }
     heap_table_t *ht = *r.hr_slot;
-    eddy__kv_entry_t *e = write_find(hk, &r);
+    eddy__kv_entry_t *e = probe(&r);
     if (e != NULL && !expired(e, r.hr_ttl, hk->hk_base.ks_now_ms)) {
         eddy__kv_table_t *m = ext_ptr(e, r.hr_hdr);
         size_t before = map_bytes(m);
@@ -693,7 +1306,7 @@ static int hk_map_put(eddy__kstate_t *ks, int sid, const eddy__skey_t *k,
     }
     rc = map_set(m, uk, uklen, v, vlen);
     if (rc == 0 && e == NULL) {
-        e = insert(hk, &r, r.hr_hdr + sizeof(m));
+        e = insert(&r, r.hr_hdr + sizeof(m));
         rc = e != NULL ? 0 : EDDY_ERR_NOMEM;
     } else if (rc == 0) {
         free_ext(ht, MODE_MAP, e, r.hr_hdr);
@@ -737,6 +1350,11 @@ static int hk_map_remove(eddy__kstate_t *ks, int sid, const eddy__skey_t *k,
     heap_ref_t r;
     int rc = ref_init(hk, sid, k, &r);
     if (rc != 0 || *r.hr_slot == NULL || r.hr_mode != MODE_MAP) {
+        return rc;
+    }
+    flush_deferred(hk);
+    rc = make_writable(hk, r.hr_slot);
+    if (rc != 0) {
         return rc;
     }
     eddy__kv_entry_t *e = ref_find(hk, &r); /* removes an expired map */
@@ -801,8 +1419,9 @@ static int hk_for_each(eddy__kstate_t *ks, int sid, int kg,
     heap_kstate_t *hk = (heap_kstate_t *)ks;
     assert(sid >= 0 && sid < ks->ks_nstates);
     assert(kg >= ks->ks_kg_first && kg <= ks->ks_kg_last);
-    const heap_table_t *ht = hk->hk_tables[(size_t)sid * (size_t)hk->hk_nkg +
-                                           (size_t)(kg - ks->ks_kg_first)];
+    const heap_table_t *ht = hk->hk_trefs[(size_t)sid * (size_t)hk->hk_nkg +
+                                          (size_t)(kg - ks->ks_kg_first)]
+                                 .tr_ht;
     if (ht == NULL) {
         return 0;
     }
@@ -828,10 +1447,10 @@ static size_t hk_size(eddy__kstate_t *ks)
 {
     heap_kstate_t *hk = (heap_kstate_t *)ks;
     size_t ntables = (size_t)ks->ks_nstates * (size_t)hk->hk_nkg;
-    size_t n =
-        sizeof(*hk) + hk->hk_scratch_cap + ntables * sizeof(*hk->hk_tables);
+    size_t n = sizeof(*hk) + ntables * sizeof(*hk->hk_trefs) +
+               (size_t)ks->ks_nstates * sizeof(*hk->hk_info);
     for (size_t i = 0; i < ntables; i++) {
-        const heap_table_t *ht = hk->hk_tables[i];
+        const heap_table_t *ht = hk->hk_trefs[i].tr_ht;
         if (ht != NULL) {
             n += sizeof(*ht) + kv_bytes(&ht->ht_kv) + ht->ht_ext;
         }
@@ -842,19 +1461,213 @@ static size_t hk_size(eddy__kstate_t *ks)
 static void hk_destroy(eddy__kstate_t *ks)
 {
     heap_kstate_t *hk = (heap_kstate_t *)ks;
-    for (int sid = 0; sid < ks->ks_nstates; sid++) {
-        size_t hdr = ks->ks_specs[sid].ss_ttl_ms > 0 ? STAMP_BYTES : 0;
-        for (int g = 0; g < hk->hk_nkg; g++) {
-            heap_table_t *ht =
-                hk->hk_tables[(size_t)sid * (size_t)hk->hk_nkg + (size_t)g];
-            if (ht != NULL) {
-                table_free(ht, mode_of(ks, sid), hdr);
+    flush_deferred(hk);
+    free(hk->hk_deferred);
+    size_t ntables = (size_t)ks->ks_nstates * (size_t)hk->hk_nkg;
+    for (size_t i = 0; i < ntables; i++) {
+        if (hk->hk_trefs[i].tr_ht != NULL) {
+            /* A snapshot may still hold it. */
+            table_unref(hk->hk_trefs[i].tr_ht);
+        }
+    }
+    free(hk->hk_trefs);
+    free(hk->hk_info);
+    free(hk);
+}
+
+/* ---- snapshots ---- */
+
+typedef struct heap_snap {
+    eddy__ksnap_t hs_base; /* first */
+    int hs_nstates;
+    eddy__state_spec_t *hs_specs; /* copies: the operator may be gone */
+    int hs_kg_first, hs_kg_last, hs_nkg;
+    heap_table_t **hs_tables; /* a reference on each non-NULL one */
+    int64_t hs_now;
+} heap_snap_t;
+
+/* Writes one frozen table's live entries in the canonical format. */
+static void encode_table(eddy__bytes_t *b, int sid, const heap_table_t *ht,
+                         int64_t ttl, int64_t now)
+{
+    const eddy__kv_table_t *kt = &ht->ht_kv;
+    size_t hdr = ht->ht_hdr;
+    for (size_t i = 0; kt->kt_slots != NULL && i <= kt->kt_mask; i++) {
+        const eddy__kv_entry_t *e = &kt->kt_slots[i];
+        if (e->kv_data == NULL || expired(e, ttl, now)) {
+            continue;
+        }
+        uint32_t klen;
+        memcpy(&klen, e->kv_data, 4);
+        const unsigned char *key = e->kv_data + 4;
+        int64_t st = 0;
+        if (hdr > 0) {
+            memcpy(&st, eddy__kv_value(e), STAMP_BYTES);
+        }
+        int tag = ht->ht_mode == MODE_LIST  ? EDDY__CANON_LIST
+                  : ht->ht_mode == MODE_MAP ? EDDY__CANON_MAP
+                                            : EDDY__CANON_VALUE;
+        eddy__bytes_put_u8(b, (uint8_t)tag);
+        eddy__bytes_put_varint(b, (uint64_t)sid);
+        eddy__bytes_put_blob(b, key, klen);
+        eddy__bytes_put_blob(b, key + klen, e->kv_klen - 4 - klen);
+        eddy__bytes_put_u64(b, (uint64_t)st);
+        if (ht->ht_mode == MODE_VALUE) {
+            eddy__bytes_put_blob(b, eddy__kv_value(e) + hdr, e->kv_vlen - hdr);
+        } else if (ht->ht_mode == MODE_LIST) {
+            const heap_list_t *l = ext_ptr(e, hdr);
+            uint64_t n = 0;
+            for (size_t off = 0; off < l->hl_len; n++) {
+                uint32_t len;
+                memcpy(&len, l->hl_data + off, 4);
+                off += 4 + len;
+            }
+            eddy__bytes_put_varint(b, n);
+            for (size_t off = 0; off < l->hl_len;) {
+                uint32_t len;
+                memcpy(&len, l->hl_data + off, 4);
+                eddy__bytes_put_blob(b, l->hl_data + off + 4, len);
+                off += 4 + len;
+            }
+        } else {
+            const eddy__kv_table_t *m = ext_ptr(e, hdr);
+            eddy__bytes_put_varint(b, m->kt_count);
+            for (size_t k = 0; m->kt_slots != NULL && k <= m->kt_mask; k++) {
+                const eddy__kv_entry_t *me = &m->kt_slots[k];
+                if (me->kv_data != NULL) {
+                    eddy__bytes_put_blob(b, me->kv_data, me->kv_klen);
+                    eddy__bytes_put_blob(b, eddy__kv_value(me), me->kv_vlen);
+                }
             }
         }
     }
-    free(hk->hk_tables);
-    free(hk->hk_scratch);
-    free(hk);
+}
+
+static int hs_write(eddy__ksnap_t *base, const eddy__snap_target_t *t,
+                    json_t **handle, eddy_error_t *err)
+{
+    heap_snap_t *hs = (heap_snap_t *)base;
+    char name[300];
+    eddy__fmt(name, sizeof(name), "%s.keyed", t->st_stem);
+    eddy__canon_writer_t w;
+    int rc = eddy__canon_open(&w, t->st_chk_dir, name, err);
+    if (rc != 0) {
+        return rc;
+    }
+    for (int g = 0; g < hs->hs_nkg && rc == 0; g++) {
+        eddy__canon_begin(&w, hs->hs_kg_first + g);
+        for (int sid = 0; sid < hs->hs_nstates; sid++) {
+            const heap_table_t *ht =
+                hs->hs_tables[(size_t)sid * (size_t)hs->hs_nkg + (size_t)g];
+            if (ht != NULL) {
+                encode_table(eddy__canon_buf(&w), sid, ht,
+                             hs->hs_specs[sid].ss_ttl_ms, hs->hs_now);
+            }
+        }
+        rc = eddy__canon_end(&w, err);
+    }
+    json_t *groups = NULL;
+    if (rc != 0) {
+        eddy__canon_abort(&w);
+        return rc;
+    }
+    rc = eddy__canon_close(&w, &groups, err);
+    if (rc != 0) {
+        return rc;
+    }
+    json_t *states = json_array();
+    for (int sid = 0; sid < hs->hs_nstates; sid++) {
+        json_array_append_new(
+            states, json_pack("{s:s, s:i}", "name", hs->hs_specs[sid].ss_name,
+                              "kind", hs->hs_specs[sid].ss_kind));
+    }
+    *handle = json_pack("{s:s, s:s, s:o, s:o}", "type", "canonical", "file",
+                        name, "states", states, "groups", groups);
+    return 0;
+}
+
+static void hs_release(eddy__ksnap_t *base)
+{
+    heap_snap_t *hs = (heap_snap_t *)base;
+    size_t n = (size_t)hs->hs_nstates * (size_t)hs->hs_nkg;
+    for (size_t i = 0; i < n; i++) {
+        if (hs->hs_tables[i] != NULL) {
+            table_unref(hs->hs_tables[i]);
+        }
+    }
+    for (int sid = 0; sid < hs->hs_nstates; sid++) {
+        free((char *)hs->hs_specs[sid].ss_name);
+    }
+    free(hs->hs_specs);
+    free(hs->hs_tables);
+    free(hs);
+}
+
+static int hk_snapshot(eddy__kstate_t *ks, int64_t ckpt_id, bool savepoint,
+                       eddy__ksnap_t **out)
+{
+    EDDY_UNUSED(ckpt_id);
+    EDDY_UNUSED(savepoint);
+    heap_kstate_t *hk = (heap_kstate_t *)ks;
+    flush_deferred(hk); /* no caller may still read those originals */
+    heap_snap_t *hs = calloc(1, sizeof(*hs));
+    size_t n = (size_t)ks->ks_nstates * (size_t)hk->hk_nkg;
+    if (hs == NULL) {
+        return EDDY_ERR_NOMEM;
+    }
+    hs->hs_tables = calloc(n ? n : 1, sizeof(*hs->hs_tables));
+    hs->hs_specs = calloc((size_t)ks->ks_nstates + 1, sizeof(*hs->hs_specs));
+    if (hs->hs_tables == NULL || hs->hs_specs == NULL) {
+        free(hs->hs_tables);
+        free(hs->hs_specs);
+        free(hs);
+        return EDDY_ERR_NOMEM;
+    }
+    hs->hs_base.ks_write = hs_write;
+    hs->hs_base.ks_release = hs_release;
+    hs->hs_nstates = ks->ks_nstates;
+    for (int sid = 0; sid < ks->ks_nstates; sid++) {
+        hs->hs_specs[sid] = ks->ks_specs[sid];
+        hs->hs_specs[sid].ss_name = eddy__strdup(ks->ks_specs[sid].ss_name);
+    }
+    hs->hs_kg_first = ks->ks_kg_first;
+    hs->hs_kg_last = ks->ks_kg_last;
+    hs->hs_nkg = hk->hk_nkg;
+    hs->hs_now = ks->ks_now_ms;
+    for (size_t i = 0; i < n; i++) {
+        heap_table_t *ht = hk->hk_trefs[i].tr_ht;
+        /* From now on the first write to the table clones it. */
+        hk->hk_trefs[i].tr_fast = false;
+        if (ht != NULL) {
+            atomic_fetch_add_explicit(&ht->ht_refs, 1, memory_order_acq_rel);
+            hs->hs_tables[i] = ht;
+        }
+    }
+    *out = &hs->hs_base;
+    return 0;
+}
+
+static int hk_restore(eddy__kstate_t *ks, const eddy__restore_src_t *src,
+                      bool allow_unknown_states, eddy_error_t *err)
+{
+    for (int i = 0; i < src->rs_n; i++) {
+        const char *type =
+            json_string_value(json_object_get(src->rs_handles[i], "type"));
+        if (type == NULL || strcmp(type, "canonical") != 0) {
+            return eddy_error_set(err, EDDY_ERR_UNSUPPORTED,
+                                  "the heap state backend cannot read %s "
+                                  "keyed state in %s (restore it with "
+                                  "state.backend: %s, or from a savepoint)",
+                                  type ? type : "unknown", src->rs_chk_dir,
+                                  type ? type : "the original backend");
+        }
+        int rc = eddy__canon_load(ks, src->rs_handles[i], src->rs_chk_dir,
+                                  allow_unknown_states, err);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    return 0;
 }
 
 static const eddy__kstate_ops_t heap_ops = {
@@ -874,6 +1687,8 @@ static const eddy__kstate_ops_t heap_ops = {
     .ko_map_next = hk_map_next,
     .ko_for_each = hk_for_each,
     .ko_size = hk_size,
+    .ko_snapshot = hk_snapshot,
+    .ko_restore = hk_restore,
 };
 
 eddy__kstate_t *eddy__heap_kstate_new(const eddy__state_spec_t *specs,
@@ -887,15 +1702,25 @@ eddy__kstate_t *eddy__heap_kstate_new(const eddy__state_spec_t *specs,
     }
     hk->hk_nkg = kg_last - kg_first + 1;
     size_t ntables = (size_t)nstates * (size_t)hk->hk_nkg;
-    hk->hk_tables = calloc(ntables ? ntables : 1, sizeof(*hk->hk_tables));
-    hk->hk_scratch = eddy__try_malloc(SCRATCH_MIN);
-    if (hk->hk_tables == NULL || hk->hk_scratch == NULL) {
-        free(hk->hk_tables);
-        free(hk->hk_scratch);
+    hk->hk_trefs = calloc(ntables ? ntables : 1, sizeof(*hk->hk_trefs));
+    hk->hk_info = calloc(nstates ? (size_t)nstates : 1, sizeof(*hk->hk_info));
+    if (hk->hk_trefs == NULL || hk->hk_info == NULL) {
+        free(hk->hk_trefs);
+        free(hk->hk_info);
         free(hk);
         return NULL;
     }
-    hk->hk_scratch_cap = SCRATCH_MIN;
+    for (int sid = 0; sid < nstates; sid++) {
+        heap_info_t *hi = &hk->hk_info[sid];
+        hi->hi_mode = mode_of(specs[sid].ss_kind);
+        hi->hi_ttl = specs[sid].ss_ttl_ms > 0 ? specs[sid].ss_ttl_ms : 0;
+        hi->hi_hdr = hi->hi_ttl > 0 ? STAMP_BYTES : 0;
+        hi->hi_base = (ptrdiff_t)sid * hk->hk_nkg - kg_first;
+        for (int g = 0; g < hk->hk_nkg; g++) {
+            hk->hk_trefs[(size_t)sid * (size_t)hk->hk_nkg + (size_t)g]
+                .tr_plain = hi->hi_mode == MODE_VALUE && hi->hi_ttl == 0;
+        }
+    }
     hk->hk_base.ks_ops = &heap_ops;
     hk->hk_base.ks_specs = specs;
     hk->hk_base.ks_nstates = nstates;

@@ -17,7 +17,9 @@
  * over that group's tables, and rescaling moves whole tables.
  *
  * Values are bytes. Pointers returned by get/iterate calls stay valid until
- * the next call that modifies the same state of the same backend.
+ * the next call that modifies the same state of the same backend, and
+ * across at least 8 further reads of that state (the RocksDB backend copies
+ * values into a small ring of buffers): operators must not hold more.
  *
  * TTL (desc.ttl_ms > 0): every write stamps the entry with the backend's
  * current time (eddy__kstate_set_time, processing time in ms); a read of an
@@ -32,6 +34,7 @@
 #ifndef EDDY_STATE_STATE_H
 #define EDDY_STATE_STATE_H
 
+#include "checkpoint/checkpoint.h"
 #include "common/internal.h"
 
 /* The key part of every state access. */
@@ -109,6 +112,21 @@ typedef struct eddy__kstate_ops {
 
     /* Approximate bytes held (metrics: eddy_state_size_bytes). */
     size_t (*ko_size)(eddy__kstate_t *ks);
+
+    /* Checkpoints (src/checkpoint/checkpoint.h). ko_snapshot is the
+     * synchronous part, on the task thread, and must be cheap: it returns a
+     * frozen view whose ks_write runs later on another thread while the
+     * task keeps changing the live state. */
+    int (*ko_snapshot)(eddy__kstate_t *ks, int64_t ckpt_id, bool savepoint,
+                       eddy__ksnap_t **out);
+    /* Loads the key groups of this backend's range from the handles
+     * (before any other call). Handles of states this backend does not
+     * declare are an error naming the state, unless allow_unknown_states. */
+    int (*ko_restore)(eddy__kstate_t *ks, const eddy__restore_src_t *src,
+                      bool allow_unknown_states, eddy_error_t *err);
+    /* Checkpoint n completed: incremental backends may now reference the
+     * files of n in later checkpoints. NULL-able. */
+    void (*ko_notify_complete)(eddy__kstate_t *ks, int64_t ckpt_id);
 } eddy__kstate_ops_t;
 
 /* Declared states, as the backend needs them. */
@@ -133,6 +151,19 @@ struct eddy__kstate {
  */
 eddy__kstate_t *eddy__heap_kstate_new(const eddy__state_spec_t *specs,
                                       int nstates, int kg_first, int kg_last);
+
+/*
+ * Creates a RocksDB backend (src/state/rocksdb_backend.c) for the same
+ * states and key groups, its database in `workdir` (created if missing; it
+ * must not hold a database already). The working files are removed on
+ * destroy; durability comes from checkpoints. Pointers returned by reads
+ * stay valid until the next call that modifies the same state or 8 further
+ * reads of that state. Returns NULL with `err` set.
+ */
+eddy__kstate_t *eddy__rocksdb_kstate_new(const eddy__state_spec_t *specs,
+                                         int nstates, int kg_first, int kg_last,
+                                         const char *workdir,
+                                         eddy_error_t *err);
 
 static inline void eddy__kstate_destroy(eddy__kstate_t *ks)
 {

@@ -241,6 +241,51 @@ static void usage_errors(void **state)
     free(job);
 }
 
+/* Checkpoint, state and restart options: one line naming the option. */
+static void checkpoint_option_errors(void **state)
+{
+    (void)state;
+    char *input = integ_path(tmpdir, "words.txt");
+    integ_write_file(input, "a b\n", 4);
+    expect_error(ARGS("run", "--local", WORD_COUNT_SO, "--checkpoint-interval"),
+                 2, PHRASES("--checkpoint-interval needs a value"));
+    expect_error(ARGS("run", "--local", WORD_COUNT_SO, "--checkpoint-interval",
+                      "soon", "--", input),
+                 2,
+                 PHRASES("bad value 'soon' for checkpoint.interval",
+                         "expected a duration"));
+    expect_error(
+        ARGS("run", "--local", WORD_COUNT_SO, "--state-backend", "memory", "--",
+             input),
+        2, PHRASES("bad value 'memory' for state.backend", "heap or rocksdb"));
+    expect_error(
+        ARGS("run", "--local", WORD_COUNT_SO, "-D", "no.such=1", "--", input),
+        2, PHRASES("unknown configuration key 'no.such'"));
+    expect_error(ARGS("run", "--local", WORD_COUNT_SO, "-D", "=1"), 2,
+                 PHRASES("-D needs KEY=VALUE"));
+    expect_error(
+        ARGS("run", "--local", WORD_COUNT_SO, "--job-id", "xyz", "--", input),
+        2, PHRASES("bad value 'xyz' for job.id"));
+    expect_error(ARGS("run", "--local", WORD_COUNT_SO, "--from-savepoint",
+                      "/nonexistent/eddy", "--", input),
+                 1,
+                 PHRASES("job 'word-count' failed",
+                         "no checkpoint or savepoint found at "
+                         "/nonexistent/eddy"));
+    expect_error(ARGS("run", "--local", WORD_COUNT_SO, "--restart-strategy",
+                      "fixed-delay", "--", input),
+                 1, PHRASES("restart.strategy needs checkpointing"));
+    const char *env[] = {"EDDY_CHECKPOINT_INTERVAL=often", NULL};
+    integ_proc_t *p =
+        integ_run(ARGS("run", "--local", WORD_COUNT_SO, "--", input), env,
+                  integ_timeout(RUN_TIMEOUT));
+    integ_assert_error(p, 2,
+                       PHRASES("bad value 'often' for checkpoint.interval",
+                               "(from EDDY_CHECKPOINT_INTERVAL)"));
+    integ_proc_free(p);
+    free(input);
+}
+
 /* No command at all: the overview, on stderr, with status 2. */
 static void no_command(void **state)
 {
@@ -333,6 +378,7 @@ int main(void)
         cmocka_unit_test(map_fails_without_message),
         cmocka_unit_test(parallelism_above_max),
         cmocka_unit_test(usage_errors),
+        cmocka_unit_test(checkpoint_option_errors),
         cmocka_unit_test(no_command),
         cmocka_unit_test(help_texts),
         cmocka_unit_test(version),
