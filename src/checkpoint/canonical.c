@@ -22,8 +22,8 @@ static char *join_path(const char *dir, const char *name)
     return p;
 }
 
-int eddy__canon_open(eddy__canon_writer_t *w, const char *dir,
-                     const char *name, eddy_error_t *err)
+int eddy__canon_open(eddy__canon_writer_t *w, const char *dir, const char *name,
+                     eddy_error_t *err)
 {
     memset(w, 0, sizeof(*w));
     w->cw_path = join_path(dir, name);
@@ -70,12 +70,12 @@ int eddy__canon_close(eddy__canon_writer_t *w, json_t **groups,
 {
     int rc = 0;
     if (fflush(w->cw_f) != 0 || fsync(fileno(w->cw_f)) != 0) {
-        rc = eddy_error_set(err, EDDY_ERR_IO, "cannot write %s: %s",
-                            w->cw_path, strerror(errno));
+        rc = eddy_error_set(err, EDDY_ERR_IO, "cannot write %s: %s", w->cw_path,
+                            strerror(errno));
     }
     if (fclose(w->cw_f) != 0 && rc == 0) {
-        rc = eddy_error_set(err, EDDY_ERR_IO, "cannot close %s: %s",
-                            w->cw_path, strerror(errno));
+        rc = eddy_error_set(err, EDDY_ERR_IO, "cannot close %s: %s", w->cw_path,
+                            strerror(errno));
     }
     w->cw_f = NULL;
     if (rc == 0) {
@@ -134,16 +134,15 @@ int eddy__canon_read(const json_t *handle, const char *chk_dir, int kg_first,
             continue;
         }
         if (f == NULL && (f = fopen(path, "rb")) == NULL) {
-            rc = eddy_error_set(err, errno == ENOENT ? EDDY_ERR_NOT_FOUND
-                                                     : EDDY_ERR_IO,
-                                "cannot open checkpoint file %s: %s", path,
-                                strerror(errno));
+            rc = eddy_error_set(
+                err, errno == ENOENT ? EDDY_ERR_NOT_FOUND : EDDY_ERR_IO,
+                "cannot open checkpoint file %s: %s", path, strerror(errno));
             break;
         }
         unsigned char *nb = eddy__try_realloc(buf, (size_t)len + 1);
         if (nb == NULL) {
-            rc = eddy_error_set(err, EDDY_ERR_NOMEM,
-                                "out of memory reading %s", path);
+            rc = eddy_error_set(err, EDDY_ERR_NOMEM, "out of memory reading %s",
+                                path);
             break;
         }
         buf = nb;
@@ -314,8 +313,8 @@ int eddy__canon_load(eddy__kstate_t *ks, const json_t *handle,
         }
     }
     if (rc == 0) {
-        rc = eddy__canon_read(handle, chk_dir, ks->ks_kg_first,
-                              ks->ks_kg_last, load_section, &ld, err);
+        rc = eddy__canon_read(handle, chk_dir, ks->ks_kg_first, ks->ks_kg_last,
+                              load_section, &ld, err);
     }
     free(ld.ld_sid);
     return rc;

@@ -82,9 +82,9 @@ void eddy__op_snap_encode(const eddy__op_snap_t *s, eddy__bytes_t *out);
  * states of every old subtask, in old-subtask order (NULL entries: that
  * subtask wrote none). EDDY_ERR_FORMAT with a message on malformed input.
  */
-int eddy__op_restore_new(int64_t id, const eddy__bytes_t *const *old,
-                         int nold, int subtask, int parallelism,
-                         eddy__op_restore_t **out, eddy_error_t *err);
+int eddy__op_restore_new(int64_t id, const eddy__bytes_t *const *old, int nold,
+                         int subtask, int parallelism, eddy__op_restore_t **out,
+                         eddy_error_t *err);
 void eddy__op_restore_free(eddy__op_restore_t *r);
 
 /* ---- keyed state snapshots (backends) ---- */
@@ -152,8 +152,8 @@ typedef struct eddy__canon_writer {
     uint64_t cw_off;
 } eddy__canon_writer_t;
 
-int eddy__canon_open(eddy__canon_writer_t *w, const char *dir,
-                     const char *name, eddy_error_t *err);
+int eddy__canon_open(eddy__canon_writer_t *w, const char *dir, const char *name,
+                     eddy_error_t *err);
 void eddy__canon_begin(eddy__canon_writer_t *w, int kg);
 static inline eddy__bytes_t *eddy__canon_buf(eddy__canon_writer_t *w)
 {

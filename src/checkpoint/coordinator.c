@@ -205,8 +205,7 @@ static int64_t start_checkpoint(eddy__coord_t *c, const char *dir,
     if (dir != NULL) {
         eddy__fmt(buf, sizeof(buf), "%s", dir);
     } else {
-        eddy__fmt(buf, sizeof(buf), "%s/chk-%lld", c->c_job_dir,
-                  (long long)id);
+        eddy__fmt(buf, sizeof(buf), "%s/chk-%lld", c->c_job_dir, (long long)id);
     }
     eddy__rmtree(buf); /* a leftover of an earlier run with this id */
     if (eddy__mkdirs(buf, err) != 0) {
@@ -267,8 +266,7 @@ int64_t eddy__coord_poll(eddy__coord_t *c, int64_t now, int64_t max_wait)
                 if (start_checkpoint(c, NULL, false, now, &e) < 0) {
                     c->c_stats.cs_failed++;
                     eddy__fmt(c->c_stats.cs_last_failure,
-                              sizeof(c->c_stats.cs_last_failure), "%s",
-                              e.msg);
+                              sizeof(c->c_stats.cs_last_failure), "%s", e.msg);
                 }
                 c->c_next_trigger_ms = now + c->c_cfg.ck_interval_ms;
                 due = c->c_next_trigger_ms;
@@ -589,8 +587,7 @@ int eddy__coord_wait(eddy__coord_t *c, int64_t id, int64_t timeout_ms,
                 return r;
             }
         }
-        if (pthread_cond_timedwait(&c->c_changed, &c->c_mu, &dl) ==
-            ETIMEDOUT) {
+        if (pthread_cond_timedwait(&c->c_changed, &c->c_mu, &dl) == ETIMEDOUT) {
             eddy__mutex_unlock(&c->c_mu);
             return eddy_error_set(err, EDDY_ERR_TIMEOUT,
                                   "checkpoint %lld did not finish in time",

@@ -65,8 +65,8 @@ bool eddy__op_snap_empty(const eddy__op_snap_t *s)
 int eddy__op_snap_list_add(eddy__op_snap_t *s, const char *name, int mode,
                            const void *elem, size_t len)
 {
-    if (name == NULL || (mode != EDDY__OPLIST_SPLIT &&
-                         mode != EDDY__OPLIST_UNION)) {
+    if (name == NULL ||
+        (mode != EDDY__OPLIST_SPLIT && mode != EDDY__OPLIST_UNION)) {
         return EDDY_ERR_INVALID;
     }
     oplist_t *l = NULL;
@@ -184,8 +184,8 @@ static int decode_one(eddy__op_restore_t *r, const unsigned char *p, size_t n,
                         (int)(l->rl_seen % (size_t)parallelism) == subtask;
             l->rl_seen++;
             if (mine) {
-                l->rl_elems = eddy__realloc(l->rl_elems,
-                                            sizeof(relem_t) * (l->rl_n + 1));
+                l->rl_elems =
+                    eddy__realloc(l->rl_elems, sizeof(relem_t) * (l->rl_n + 1));
                 l->rl_elems[l->rl_n++] = (relem_t){e, len};
             }
         }
@@ -193,9 +193,9 @@ static int decode_one(eddy__op_restore_t *r, const unsigned char *p, size_t n,
     return eddy__rd_ok(&rd) && eddy__rd_done(&rd) ? 0 : EDDY_ERR_FORMAT;
 }
 
-int eddy__op_restore_new(int64_t id, const eddy__bytes_t *const *old,
-                         int nold, int subtask, int parallelism,
-                         eddy__op_restore_t **out, eddy_error_t *err)
+int eddy__op_restore_new(int64_t id, const eddy__bytes_t *const *old, int nold,
+                         int subtask, int parallelism, eddy__op_restore_t **out,
+                         eddy_error_t *err)
 {
     eddy__op_restore_t *r = eddy__calloc(1, sizeof(*r));
     r->or_id = id;

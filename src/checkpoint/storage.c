@@ -59,8 +59,8 @@ int eddy__rmtree(const char *path)
     return 0;
 }
 
-int eddy__write_file_atomic(const char *dir, const char *name,
-                            const void *data, size_t len, eddy_error_t *err)
+int eddy__write_file_atomic(const char *dir, const char *name, const void *data,
+                            size_t len, eddy_error_t *err)
 {
     char tmp[4096], final[4096];
     eddy__fmt(tmp, sizeof(tmp), "%s/.%s.tmp", dir, name);
@@ -111,9 +111,9 @@ int eddy__read_file(const char *path, char **data, size_t *len,
 {
     FILE *f = fopen(path, "rb");
     if (f == NULL) {
-        return eddy_error_set(err, errno == ENOENT ? EDDY_ERR_NOT_FOUND
-                                                   : EDDY_ERR_IO,
-                              "cannot open %s: %s", path, strerror(errno));
+        return eddy_error_set(
+            err, errno == ENOENT ? EDDY_ERR_NOT_FOUND : EDDY_ERR_IO,
+            "cannot open %s: %s", path, strerror(errno));
     }
     eddy__bytes_t b = {0};
     char chunk[65536];
@@ -320,10 +320,10 @@ static int check_file_obj(vctx_t *v, json_t *o)
             }
         }
     } else if (json_object_get(o, "crc") != NULL) {
-        rc = check_range(
-            v, path, f, json_integer_value(json_object_get(o, "offset")),
-            json_integer_value(json_object_get(o, "length")),
-            json_integer_value(json_object_get(o, "crc")), true);
+        rc = check_range(v, path, f,
+                         json_integer_value(json_object_get(o, "offset")),
+                         json_integer_value(json_object_get(o, "length")),
+                         json_integer_value(json_object_get(o, "crc")), true);
     }
     fclose(f);
     return rc;
@@ -338,7 +338,8 @@ static int check_list(vctx_t *v, json_t *a, const char *base)
         const char *rel = json_string_value(e);
         if (!safe_rel(rel)) {
             return eddy_error_set(v->err, EDDY_ERR_FORMAT,
-                                  "checkpoint %s: unsafe file name", v->chk_dir);
+                                  "checkpoint %s: unsafe file name",
+                                  v->chk_dir);
         }
         char path[4096];
         eddy__fmt(path, sizeof(path), "%s/%s", base, rel);

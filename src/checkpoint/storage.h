@@ -27,8 +27,8 @@ int eddy__mkdirs(const char *path, eddy_error_t *err);
 /* rm -rf (best effort); 0 or EDDY_ERR_IO. */
 int eddy__rmtree(const char *path);
 /* Writes `data` to dir/name atomically (temp file, fsync, rename). */
-int eddy__write_file_atomic(const char *dir, const char *name,
-                            const void *data, size_t len, eddy_error_t *err);
+int eddy__write_file_atomic(const char *dir, const char *name, const void *data,
+                            size_t len, eddy_error_t *err);
 /* Reads a whole file (NUL-terminated); 0, EDDY_ERR_NOT_FOUND or _IO. */
 int eddy__read_file(const char *path, char **data, size_t *len,
                     eddy_error_t *err);

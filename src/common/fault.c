@@ -56,9 +56,9 @@ void eddy__fault(const char *point)
     }
     if (atomic_fetch_add(&fault_hits, 1) + 1 == fault_after) {
         char msg[96];
-        int len = snprintf(msg, sizeof(msg),
-                           "eddy: EDDY_FAULT: killing the process at '%s'\n",
-                           point);
+        int len =
+            snprintf(msg, sizeof(msg),
+                     "eddy: EDDY_FAULT: killing the process at '%s'\n", point);
         if (write(STDERR_FILENO, msg, (size_t)len) < 0) {
             /* nothing to do: we are about to die */
         }

@@ -134,8 +134,8 @@ static int close_current(eddy__op_t *op, pf_state_t *st)
     bool ok = fflush(f) == 0 && fsync(fileno(f)) == 0;
     ok = fclose(f) == 0 && ok;
     if (!ok) {
-        return eddy__op_fail(op, EDDY_ERR_IO, "cannot write %s/%s: %s",
-                             st->dir, st->cur, strerror(errno));
+        return eddy__op_fail(op, EDDY_ERR_IO, "cannot write %s/%s: %s", st->dir,
+                             st->cur, strerror(errno));
     }
     return 1;
 }
@@ -262,8 +262,8 @@ static int pf_open(eddy__op_t *op)
         return 0;
     }
     restored_t r = {0};
-    int rc = eddy__op_restore_list(op->op_restore, PENDING_STATE,
-                                   restored_add, &r);
+    int rc =
+        eddy__op_restore_list(op->op_restore, PENDING_STATE, restored_add, &r);
     if (rc != 0) {
         rc = eddy__op_fail(op, EDDY_ERR_FORMAT,
                            "malformed pending-file state in the checkpoint");
@@ -310,8 +310,8 @@ static int pf_process(void *opv, const eddy_record_t *rec)
             (rec->value_len > 0 &&
              fwrite(rec->value, 1, rec->value_len, st->f) != rec->value_len) ||
             putc('\n', st->f) == EOF)) {
-        return eddy__op_fail(op, EDDY_ERR_IO, "cannot write %s/%s: %s",
-                             st->dir, st->cur, strerror(errno));
+        return eddy__op_fail(op, EDDY_ERR_IO, "cannot write %s/%s: %s", st->dir,
+                             st->cur, strerror(errno));
     }
     return 0;
 }

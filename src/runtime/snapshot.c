@@ -99,8 +99,7 @@ static int read_opstate(json_t *h, const char *chk_dir, eddy__bytes_t *out,
     json_int_t crc = json_integer_value(json_object_get(o, "crc"));
     if (file == NULL || strstr(file, "..") != NULL || len < 0) {
         return eddy_error_set(err, EDDY_ERR_FORMAT,
-                              "malformed operator state handle in %s",
-                              chk_dir);
+                              "malformed operator state handle in %s", chk_dir);
     }
     char path[4096];
     eddy__fmt(path, sizeof(path), "%s/%s", chk_dir, file);
@@ -127,8 +126,8 @@ int eddy__task_restore_prepare(eddy__task_t *t, eddy_error_t *err)
         return 0;
     }
     json_t *ops = json_object_get(job->j_restore, "operators");
-    int64_t id = json_integer_value(json_object_get(job->j_restore,
-                                                    "checkpoint_id"));
+    int64_t id =
+        json_integer_value(json_object_get(job->j_restore, "checkpoint_id"));
     for (int i = 0; i < t->t_nops; i++) {
         eddy__op_t *op = t->t_ops[i];
         json_t *o = json_object_get(ops, eddy__op_uid(op));

@@ -67,8 +67,8 @@ static int group_teardown(void **state)
 /* Starts the dev broker; returns it with its bootstrap address. */
 static integ_proc_t *start_broker(char *bootstrap, size_t size)
 {
-    const char *argv[] = {EDDY_BIN, "kafka-dev", "--port", "0", "--topic",
-                          TOPIC ":4", NULL};
+    const char *argv[] = {EDDY_BIN,  "kafka-dev", "--port", "0",
+                          "--topic", TOPIC ":4",  NULL};
     integ_proc_t *p = integ_spawn(argv, NULL);
     if (!integ_wait_stdout_lines(p, 1, integ_timeout(20))) {
         integ_dump(p);
@@ -99,11 +99,10 @@ static void produce(const char *bootstrap)
         int len = snprintf(v, sizeof(v), "%d", i);
         rd_kafka_resp_err_t e;
         while ((e = rd_kafka_producev(
-                    rk, RD_KAFKA_V_TOPIC(TOPIC),
-                    RD_KAFKA_V_PARTITION(i % 4),
+                    rk, RD_KAFKA_V_TOPIC(TOPIC), RD_KAFKA_V_PARTITION(i % 4),
                     RD_KAFKA_V_VALUE(v, (size_t)len),
-                    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END)) ==
-               RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+                    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                    RD_KAFKA_V_END)) == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
             rd_kafka_poll(rk, 10);
         }
         assert_int_equal(e, RD_KAFKA_RESP_ERR_NO_ERROR);
@@ -270,8 +269,8 @@ static void test_crashes_keep_exactly_once(void **state)
     char *ckdir = integ_path(tmp, "checkpoints");
     char *out = integ_path(tmp, "out");
     /* Named points, then random kills, then a run to the end. */
-    const char *faults[] = {"align:3",    "snapshot:2", "complete:2",
-                            "commit:2",   "complete:4", NULL /* random */,
+    const char *faults[] = {"align:3",  "snapshot:2", "complete:2",
+                            "commit:2", "complete:4", NULL /* random */,
                             NULL /* random */};
     const int rounds = (int)(sizeof(faults) / sizeof(faults[0])) + 1;
     char restore[1400] = "";
@@ -349,8 +348,7 @@ static void test_crashes_keep_exactly_once(void **state)
             fail_msg("round %d failed", r);
         }
         fprintf(stderr, "round %d (%s%s): %s after %.2f s\n", r,
-                env[0] != NULL ? env[0] : "",
-                random_kill ? "random kill" : "",
+                env[0] != NULL ? env[0] : "", random_kill ? "random kill" : "",
                 finished ? "finished" : "killed", p->pr_end - p->pr_start);
         if (env[0] != NULL && !finished) {
             assert_true(integ_contains(p->pr_err, "EDDY_FAULT"));
@@ -386,9 +384,8 @@ static void test_crashes_keep_exactly_once(void **state)
     check_counts("part files", next_text_row, &f);
     free(files);
     /* Nothing left prepared. */
-    rows = tu_pg_query(pg.pg_conninfo,
-                       "SELECT count(*) FROM pg_prepared_xacts", msg,
-                       sizeof(msg));
+    rows = tu_pg_query(pg.pg_conninfo, "SELECT count(*) FROM pg_prepared_xacts",
+                       msg, sizeof(msg));
     assert_non_null(rows);
     assert_string_equal(rows, "0\n");
     free(rows);
@@ -412,11 +409,26 @@ static void test_stop_with_savepoint_and_resume(void **state)
     char *out = integ_path(tmp, "out");
     char count[16];
     snprintf(count, sizeof(count), "%d", N);
-    const char *argv1[] = {EDDY_BIN, "run", "--local", EXACTLY_ONCE_SO, "-p",
-                           "2", "--checkpoint-interval", "1h",
-                           "--checkpoint-dir", ckdir, "--stop-with-savepoint",
-                           spdir, "--", "--count", count, "--rate", "8000",
-                           "--out", out, NULL};
+    const char *argv1[] = {EDDY_BIN,
+                           "run",
+                           "--local",
+                           EXACTLY_ONCE_SO,
+                           "-p",
+                           "2",
+                           "--checkpoint-interval",
+                           "1h",
+                           "--checkpoint-dir",
+                           ckdir,
+                           "--stop-with-savepoint",
+                           spdir,
+                           "--",
+                           "--count",
+                           count,
+                           "--rate",
+                           "8000",
+                           "--out",
+                           out,
+                           NULL};
     integ_proc_t *p = integ_spawn(argv1, NULL);
     struct timespec ts = {0, 800 * 1000 * 1000};
     nanosleep(&ts, NULL);
@@ -443,10 +455,23 @@ static void test_stop_with_savepoint_and_resume(void **state)
     free(files);
     assert_true(first_lines > 0 && first_lines < N);
 
-    const char *argv2[] = {EDDY_BIN, "run", "--local", EXACTLY_ONCE_SO, "-p",
-                           "3", "--checkpoint-interval", "50ms",
-                           "--checkpoint-dir", ckdir, "--from-savepoint",
-                           savepoint, "--", "--count", count, "--out", out,
+    const char *argv2[] = {EDDY_BIN,
+                           "run",
+                           "--local",
+                           EXACTLY_ONCE_SO,
+                           "-p",
+                           "3",
+                           "--checkpoint-interval",
+                           "50ms",
+                           "--checkpoint-dir",
+                           ckdir,
+                           "--from-savepoint",
+                           savepoint,
+                           "--",
+                           "--count",
+                           count,
+                           "--out",
+                           out,
                            NULL};
     p = integ_run(argv2, NULL, integ_timeout(60));
     integ_assert_exit(p, 0);

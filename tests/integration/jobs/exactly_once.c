@@ -79,9 +79,9 @@ static int to_csv(eddy_ctx_t *ctx, const eddy_record_t *in, eddy_record_t *out,
     long long c;
     memcpy(&c, in->value, sizeof(c));
     char *b = eddy_ctx_scratch(ctx, in->key_len + 24);
-    out->value_len = (size_t)snprintf(b, in->key_len + 24, "%.*s,%lld",
-                                      (int)in->key_len, (const char *)in->key,
-                                      c);
+    out->value_len =
+        (size_t)snprintf(b, in->key_len + 24, "%.*s,%lld", (int)in->key_len,
+                         (const char *)in->key, c);
     out->value = b;
     return 0;
 }

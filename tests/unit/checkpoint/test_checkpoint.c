@@ -62,7 +62,7 @@ typedef struct run_opts {
     const char *job_id;
     const char *restore;
     const char *interval;
-    int fail_at; /* -1: none */
+    int fail_at;         /* -1: none */
     const char *backend; /* NULL: heap */
 } run_opts_t;
 
@@ -143,8 +143,8 @@ static void restart_keeps_exact_state(int parallelism, const char *backend)
     tu_tmpdir(dir, sizeof(dir));
     eddy_collection_t *coll = eddy_collection_new();
     eddy_error_t err = {0};
-    run_opts_t o = {40000,  40000.0, parallelism, dir, JOB_A, NULL, "30ms",
-                    25000,  backend};
+    run_opts_t o = {40000, 40000.0, parallelism, dir,    JOB_A,
+                    NULL,  "30ms",  25000,       backend};
     TU_ASSERT_OK(run_job(&o, coll, &err), &err);
     assert_int_equal(atomic_load(&failed_times), 1);
     int64_t max[KEYS], min[KEYS];
@@ -221,8 +221,8 @@ static void test_backend_switch_and_rescale(void **state)
     char job_dir[512];
     snprintf(job_dir, sizeof(job_dir), "%s/%s", dir, JOB_A);
     eddy_collection_t *c2 = eddy_collection_new();
-    run_opts_t b = {40000, 40000.0, 3, dir, JOB_B, job_dir, "30ms", 30000,
-                    "rocksdb"};
+    run_opts_t b = {40000,   40000.0, 3,     dir,      JOB_B,
+                    job_dir, "30ms",  30000, "rocksdb"};
     TU_ASSERT_OK(run_job(&b, c2, &err), &err);
     assert_int_equal(atomic_load(&failed_times), 1);
     int64_t max[KEYS], min[KEYS];
@@ -277,11 +277,9 @@ static void test_resume_from_job_dir(void **state)
         s = eddy_key_by(s, key_mod, NULL);
         s = eddy_uid(eddy_aggregate(s, eddy_agg_count()), "count");
         eddy_sink_collect(s, c1);
-        TU_ASSERT_OK(eddy_env_set_option(e, "checkpoint.interval", "30ms",
-                                         &err),
-                     &err);
-        TU_ASSERT_OK(eddy_env_set_option(e, "checkpoint.dir", dir, &err),
-                     &err);
+        TU_ASSERT_OK(
+            eddy_env_set_option(e, "checkpoint.interval", "30ms", &err), &err);
+        TU_ASSERT_OK(eddy_env_set_option(e, "checkpoint.dir", dir, &err), &err);
         TU_ASSERT_OK(eddy_env_set_option(e, "job.id", JOB_A, &err), &err);
         TU_ASSERT_OK(eddy_env_set_option(e, "restart.strategy", "none", &err),
                      &err);
@@ -436,9 +434,8 @@ static void test_part_files_exactly_once(void **state)
     TU_ASSERT_OK(eddy_env_set_option(e, "checkpoint.interval", "25ms", &err),
                  &err);
     TU_ASSERT_OK(eddy_env_set_option(e, "checkpoint.dir", dir, &err), &err);
-    TU_ASSERT_OK(eddy_env_set_option(e, "restart.strategy", "fixed-delay",
-                                     &err),
-                 &err);
+    TU_ASSERT_OK(
+        eddy_env_set_option(e, "restart.strategy", "fixed-delay", &err), &err);
     TU_ASSERT_OK(eddy_env_set_option(e, "restart.delay", "0", &err), &err);
     TU_ASSERT_OK(eddy_env_execute(e, &err), &err);
     eddy_env_destroy(e);
