@@ -204,22 +204,22 @@ static void test_retention_and_shared_files(void **state)
     tu_tmpdir(dir, sizeof(dir));
     events_t ev = {0};
     eddy__coord_t *c = make(dir, 1, &ev, 1000000, 100000, 0, 2);
-    int64_t T = wall();
-    eddy__coord_start(c, T);
+    eddy__coord_start(c, wall());
     touch(dir, "shared/a.sst");
     touch(dir, "shared/b.sst");
-    complete_one(c, &ev, T + 1, "shared/a.sst"); /* chk-1 uses a */
-    complete_one(c, &ev, T + 2, "shared/a.sst"); /* chk-2 uses a */
-    complete_one(c, &ev, T + 3, "shared/b.sst"); /* chk-3 uses b; drops chk-1 */
+    complete_one(c, &ev, wall(), "shared/a.sst"); /* chk-1 uses a */
+    complete_one(c, &ev, wall(), "shared/a.sst"); /* chk-2 uses a */
+    complete_one(c, &ev, wall(),
+                 "shared/b.sst"); /* chk-3 uses b; drops chk-1 */
     assert_int_equal(ev.ncompleted, 3);
     assert_false(exists(dir, "chk-1"));
     assert_true(exists(dir, "chk-2") && exists(dir, "chk-3"));
-    assert_true(exists(dir, "shared/a.sst"));    /* chk-2 still lists it */
-    complete_one(c, &ev, T + 4, "shared/b.sst"); /* drops chk-2 */
+    assert_true(exists(dir, "shared/a.sst"));     /* chk-2 still lists it */
+    complete_one(c, &ev, wall(), "shared/b.sst"); /* drops chk-2 */
     assert_false(exists(dir, "chk-2"));
     /* a is no longer listed, but is deleted one completion later only. */
     assert_true(exists(dir, "shared/a.sst"));
-    complete_one(c, &ev, T + 5, "shared/b.sst");
+    complete_one(c, &ev, wall(), "shared/b.sst");
     assert_false(exists(dir, "shared/a.sst"));
     assert_true(exists(dir, "shared/b.sst"));
 
