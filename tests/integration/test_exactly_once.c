@@ -430,7 +430,7 @@ static void test_stop_with_savepoint_and_resume(void **state)
                            out,
                            NULL};
     integ_proc_t *p = integ_spawn(argv1, NULL);
-    struct timespec ts = {0, 800 * 1000 * 1000};
+    struct timespec ts = {1, 500 * 1000 * 1000};
     nanosleep(&ts, NULL);
     kill(p->pr_pid, SIGTERM);
     integ_finish(p, integ_timeout(30));
