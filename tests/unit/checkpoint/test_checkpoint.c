@@ -62,8 +62,10 @@ typedef struct run_opts {
     const char *job_id;
     const char *restore;
     const char *interval;
-    int fail_at;         /* -1: none */
-    const char *backend; /* NULL: heap */
+    int fail_at;           /* -1: none */
+    const char *backend;   /* NULL: heap */
+    const char *count_uid; /* NULL: "count" */
+    bool allow_non_restored;
 } run_opts_t;
 
 /* Runs generator -> map(fail once) -> key_by -> count -> collect. */
@@ -78,17 +80,20 @@ static int run_job(const run_opts_t *o, eddy_collection_t *coll,
     s = eddy_uid(s, "source");
     s = eddy_uid(eddy_map(s, fail_once, NULL), "map");
     s = eddy_key_by(s, key_mod, NULL);
-    s = eddy_uid(eddy_aggregate(s, eddy_agg_count()), "count");
+    s = eddy_uid(eddy_aggregate(s, eddy_agg_count()),
+                 o->count_uid ? o->count_uid : "count");
     eddy_sink_collect(s, coll);
     int rc = 0;
-    const char *kv[][2] = {{"checkpoint.interval", o->interval},
-                           {"checkpoint.dir", o->dir},
-                           {"job.id", o->job_id},
-                           {"restart.strategy", "fixed-delay"},
-                           {"restart.delay", "10ms"},
-                           {"savepoint.path", o->restore},
-                           {"state.backend", o->backend},
-                           {"state.rocksdb.dir", o->backend ? o->dir : NULL}};
+    const char *kv[][2] = {
+        {"checkpoint.interval", o->interval},
+        {"savepoint.allow_non_restored", o->allow_non_restored ? "true" : NULL},
+        {"checkpoint.dir", o->dir},
+        {"job.id", o->job_id},
+        {"restart.strategy", "fixed-delay"},
+        {"restart.delay", "10ms"},
+        {"savepoint.path", o->restore},
+        {"state.backend", o->backend},
+        {"state.rocksdb.dir", o->backend ? o->dir : NULL}};
     for (size_t i = 0; i < sizeof(kv) / sizeof(kv[0]) && rc == 0; i++) {
         if (kv[i][1] != NULL) {
             rc = eddy_env_set_option(env, kv[i][0], kv[i][1], err);
@@ -101,7 +106,6 @@ static int run_job(const run_opts_t *o, eddy_collection_t *coll,
     return rc;
 }
 
-/* Per key: the largest count seen, and the smallest. */
 /* Per key: the largest and smallest count emitted; also checks that every
  * count from the smallest to the largest was emitted (the collect sink is
  * not transactional: replays may repeat counts, but none may be missing). */
@@ -387,6 +391,25 @@ static void test_restore_errors(void **state)
     rc = run_job(&o, c, &err);
     assert_int_equal(rc, EDDY_ERR_FORMAT);
     TU_ASSERT_CONTAINS(err.msg, "corrupt");
+
+    /* State that no operator claims: an error naming the operator, unless
+     * allowed (then the renamed operator starts empty). */
+    eddy_collection_t *c1 = eddy_collection_new();
+    run_opts_t a = {2000, 0, 1, dir, JOB_A, NULL, "20ms", -1};
+    TU_ASSERT_OK(run_job(&a, c1, &err), &err);
+    eddy_collection_destroy(c1);
+    char job_dir[512];
+    snprintf(job_dir, sizeof(job_dir), "%s/%s", dir, JOB_A);
+    c1 = eddy_collection_new();
+    run_opts_t b = {2000, 0, 1, dir, JOB_B, job_dir, "20ms", -1};
+    b.count_uid = "count-v2";
+    rc = run_job(&b, c1, &err);
+    assert_int_equal(rc, EDDY_ERR_STATE);
+    TU_ASSERT_CONTAINS(err.msg, "operator 'Aggregate' (uid 'count')");
+    TU_ASSERT_CONTAINS(err.msg, "--allow-non-restored-state");
+    b.allow_non_restored = true;
+    TU_ASSERT_OK(run_job(&b, c1, &err), &err);
+    eddy_collection_destroy(c1);
 
     /* Bad option values name the key. */
     eddy_env_t *env = eddy_env_new();
