@@ -13,6 +13,8 @@ packages=(
   libpq-dev postgresql           # PostgreSQL sink (and its tests)
   libyaml-dev                    # eddy.yaml (src/common/settings.c)
   libsqlite3-dev                 # JobManager metadata store (src/meta/)
+  protobuf-c-compiler            # protoc-c: control-plane messages (src/rpc/)
+  libprotobuf-c-dev              # their runtime library
   clang-format                   # style check
 )
 
