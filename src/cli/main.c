@@ -46,7 +46,7 @@ static const char *const main_usage =
     "Run 'eddy <command> --help' for a command's options.\n";
 
 static const char *const run_usage =
-    "usage: eddy run --local JOB.so [-p N] [-- JOB ARGS...]\n"
+    "usage: eddy run --local JOB.so [-p N] [OPTIONS] [-- JOB ARGS...]\n"
     "\n"
     "Loads JOB.so, builds its dataflow graph and runs it to completion.\n"
     "Records printed by the job's print sinks go to standard output; eddy's\n"
