@@ -68,6 +68,19 @@ EDDY_EXPORT int eddy_env_set_option(eddy_env_t *env, const char *key,
                                     const char *value, eddy_error_t *err);
 
 /**
+ * @brief Loads an eddy.yaml configuration file (nested or dotted keys, see
+ * docs/configuration.md) and applies the job keys it sets (checkpoint.*,
+ * state.*, restart.*, savepoint.*, job.id) as eddy_env_set_option would.
+ * Cluster keys are checked but do not concern a job run in-process. Call
+ * after eddy_job_build and before the options that should win over the
+ * file (environment variables, flags).
+ * @returns 0, or EDDY_ERR_INVALID / EDDY_ERR_NOT_FOUND / EDDY_ERR_IO with
+ * one message naming the file, line and column.
+ */
+EDDY_EXPORT int eddy_env_load_config(eddy_env_t *env, const char *path,
+                                     eddy_error_t *err);
+
+/**
  * @brief Takes a savepoint of a job running in eddy_env_execute (from another
  * thread; checkpointing must be on) into a new directory under `dir`, and
  * waits until it completes (at most checkpoint.timeout). A savepoint is a

@@ -76,6 +76,9 @@ static const char *const run_usage =
     "  --stop-with-savepoint DIR\n"
     "                        on SIGINT/SIGTERM, take a savepoint under DIR,\n"
     "                        print its path, then stop (exit status 0)\n"
+    "  --config FILE         an eddy.yaml file (see docs/configuration.md);\n"
+    "                        its job keys apply, then EDDY_* variables,\n"
+    "                        then flags\n"
     "  -D KEY=VALUE          any configuration key (e.g. -D\n"
     "                        checkpoint.retained=5); EDDY_<KEY> environment\n"
     "                        variables (EDDY_CHECKPOINT_INTERVAL=5s) apply\n"
@@ -266,6 +269,7 @@ static int cmd_run(int argc, char **argv)
         {"--job-id", "job.id"},
     };
     const char *savepoint_dir = NULL;
+    const char *config_path = NULL;
     int parallelism = 0;
     const char *job_path = NULL;
     int job_argc = 0;
@@ -301,6 +305,12 @@ static int cmd_run(int argc, char **argv)
                 return usage_error(
                     "run", "parallelism must be a positive integer, got '%s'",
                     v);
+            }
+        } else if (strcmp(a, "--config") == 0 ||
+                   strncmp(a, "--config=", 9) == 0) {
+            config_path = a[8] == '=' ? a + 9 : i + 1 < argc ? argv[++i] : NULL;
+            if (config_path == NULL || *config_path == '\0') {
+                return usage_error("run", "%s needs a file", a);
             }
         } else if (strcmp(a, "--stop-with-savepoint") == 0 ||
                    strncmp(a, "--stop-with-savepoint=", 22) == 0) {
@@ -412,6 +422,13 @@ static int cmd_run(int argc, char **argv)
         return EXIT_JOB_FAILED;
     }
 
+    if (config_path != NULL &&
+        eddy_env_load_config(env, config_path, &err) != 0) {
+        fprintf(stderr, "eddy run: %s\n", err.msg);
+        eddy_env_destroy(env);
+        eddy_job_close(job);
+        return EXIT_USAGE;
+    }
     rc = apply_options(env, opts, nopts);
     if (rc != 0) {
         eddy_env_destroy(env);

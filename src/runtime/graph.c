@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "common/settings.h"
 #include "eddy/runner.h"
 #include "runtime/runtime.h"
 
@@ -170,6 +171,24 @@ int eddy_env_set_option(eddy_env_t *env, const char *key, const char *value,
         return eddy_error_set(err, EDDY_ERR_INVALID, "no environment");
     }
     return eddy__config_set(&env->e_cfg, key, value, err);
+}
+
+int eddy_env_load_config(eddy_env_t *env, const char *path, eddy_error_t *err)
+{
+    if (env == NULL || path == NULL || *path == '\0') {
+        return eddy_error_set(err, EDDY_ERR_INVALID,
+                              "a configuration file path is needed");
+    }
+    eddy__settings_t *st = eddy__settings_new();
+    int rc = eddy__settings_load_file(st, path, err);
+    if (rc == 0) {
+        rc = eddy__settings_check(st, err);
+    }
+    if (rc == 0) {
+        rc = eddy__settings_apply_job(st, &env->e_cfg, err);
+    }
+    eddy__settings_destroy(st);
+    return rc;
 }
 
 const char *eddy_env_job_id(const eddy_env_t *env)

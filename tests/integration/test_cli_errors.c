@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -275,6 +276,37 @@ static void checkpoint_option_errors(void **state)
     expect_error(ARGS("run", "--local", WORD_COUNT_SO, "--restart-strategy",
                       "fixed-delay", "--", input),
                  1, PHRASES("restart.strategy needs checkpointing"));
+    /* eddy.yaml: errors name the file, line and column; a good file's job
+     * keys apply (the run reports where its checkpoints go). */
+    char *yaml = integ_path(tmpdir, "eddy.yaml");
+    const char bad[] = "checkpoint:\n  interval: sometimes\n";
+    integ_write_file(yaml, bad, sizeof(bad) - 1);
+    expect_error(
+        ARGS("run", "--local", WORD_COUNT_SO, "--config", yaml, "--", input), 2,
+        PHRASES("eddy.yaml:2:13", "checkpoint.interval"));
+    char *ckdir = integ_path(tmpdir, "ck");
+    char good[512];
+    snprintf(good, sizeof(good),
+             "checkpoint:\n  interval: 50ms\n  dir: %s\njob:\n  id: "
+             "%s\n",
+             ckdir, "abcdefabcdefabcdefabcdefabcdefab");
+    unlink(yaml);
+    integ_write_file(yaml, good, strlen(good));
+    integ_proc_t *q = integ_run(
+        ARGS("run", "--local", WORD_COUNT_SO, "--config", yaml, "--", input),
+        NULL, integ_timeout(RUN_TIMEOUT));
+    integ_assert_exit(q, 0);
+    char want[600];
+    snprintf(want, sizeof(want), "checkpoints to %s/%s", ckdir,
+             "abcdefabcdefabcdefabcdefabcdefab");
+    if (!integ_contains(q->pr_err, want)) {
+        integ_dump(q);
+        fail_msg("the configuration file was not applied");
+    }
+    integ_proc_free(q);
+    free(ckdir);
+    free(yaml);
+
     const char *env[] = {"EDDY_CHECKPOINT_INTERVAL=often", NULL};
     integ_proc_t *p =
         integ_run(ARGS("run", "--local", WORD_COUNT_SO, "--", input), env,
