@@ -59,6 +59,17 @@ int eddy__rmtree(const char *path)
     return 0;
 }
 
+int eddy__sync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) {
+        return -1;
+    }
+    int rc = fsync(fd);
+    close(fd);
+    return rc;
+}
+
 int eddy__write_file_atomic(const char *dir, const char *name, const void *data,
                             size_t len, eddy_error_t *err)
 {
@@ -98,11 +109,7 @@ int eddy__write_file_atomic(const char *dir, const char *name, const void *data,
                               strerror(errno));
     }
     /* The rename is durable once the directory is synced. */
-    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        fsync(dfd);
-        close(dfd);
-    }
+    eddy__sync_dir(dir);
     return 0;
 }
 

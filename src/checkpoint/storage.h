@@ -29,6 +29,9 @@ int eddy__rmtree(const char *path);
 /* Writes `data` to dir/name atomically (temp file, fsync, rename). */
 int eddy__write_file_atomic(const char *dir, const char *name, const void *data,
                             size_t len, eddy_error_t *err);
+/* fsyncs a directory, so renames and creations in it are durable; 0 or
+ * -1 with errno. */
+int eddy__sync_dir(const char *dir);
 /* Reads a whole file (NUL-terminated); 0, EDDY_ERR_NOT_FOUND or _IO. */
 int eddy__read_file(const char *path, char **data, size_t *len,
                     eddy_error_t *err);

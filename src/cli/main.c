@@ -252,24 +252,42 @@ static int apply_options(eddy_env_t *env, option_kv_t *opts, int nopts)
     return 0;
 }
 
+/* Flags that set one configuration key: --flag VALUE or --flag=VALUE. */
+static const struct {
+    const char *flag;
+    const char *key;
+} valued[] = {
+    {"--checkpoint-interval", "checkpoint.interval"},
+    {"--checkpoint-dir", "checkpoint.dir"},
+    {"--from-savepoint", "savepoint.path"},
+    {"--state-backend", "state.backend"},
+    {"--restart-strategy", "restart.strategy"},
+    {"--job-id", "job.id"},
+};
+
+/* The key of a valued flag, or NULL; *inline_value is the text after '='
+ * (NULL when the value is the next argument). */
+static const char *valued_key(const char *a, const char **inline_value)
+{
+    const char *eq = strchr(a, '=');
+    size_t n = eq != NULL ? (size_t)(eq - a) : strlen(a);
+    for (size_t k = 0; k < sizeof(valued) / sizeof(valued[0]); k++) {
+        if (strlen(valued[k].flag) == n && strncmp(a, valued[k].flag, n) == 0) {
+            *inline_value = eq != NULL ? eq + 1 : NULL;
+            return valued[k].key;
+        }
+    }
+    return NULL;
+}
+
 static int cmd_run(int argc, char **argv)
 {
     bool local = false, quiet = false;
     option_kv_t opts[MAX_OPTIONS];
     int nopts = 0;
-    static const struct {
-        const char *flag;
-        const char *key;
-    } valued[] = {
-        {"--checkpoint-interval", "checkpoint.interval"},
-        {"--checkpoint-dir", "checkpoint.dir"},
-        {"--from-savepoint", "savepoint.path"},
-        {"--state-backend", "state.backend"},
-        {"--restart-strategy", "restart.strategy"},
-        {"--job-id", "job.id"},
-    };
     const char *savepoint_dir = NULL;
     const char *config_path = NULL;
+    const char *inline_value = NULL, *vkey;
     int parallelism = 0;
     const char *job_path = NULL;
     int job_argc = 0;
@@ -345,42 +363,18 @@ static int cmd_run(int argc, char **argv)
             o->kbuf[kl] = '\0';
             o->key = o->kbuf;
             o->value = eq + 1;
-        } else if (a[0] == '-' && a[1] == '-' && strchr(a, '=') == NULL &&
-                   nopts < MAX_OPTIONS && i + 1 < argc &&
-                   (strcmp(a, "--checkpoint-interval") == 0 ||
-                    strcmp(a, "--checkpoint-dir") == 0 ||
-                    strcmp(a, "--from-savepoint") == 0 ||
-                    strcmp(a, "--state-backend") == 0 ||
-                    strcmp(a, "--restart-strategy") == 0 ||
-                    strcmp(a, "--job-id") == 0)) {
-            for (size_t k = 0; k < sizeof(valued) / sizeof(valued[0]); k++) {
-                if (strcmp(a, valued[k].flag) == 0) {
-                    opts[nopts++] =
-                        (option_kv_t){valued[k].key, argv[++i], {0}};
-                }
+        } else if ((vkey = valued_key(a, &inline_value)) != NULL) {
+            const char *v = inline_value != NULL ? inline_value
+                            : i + 1 < argc       ? argv[++i]
+                                                 : NULL;
+            if (v == NULL) {
+                return usage_error("run", "%s needs a value", a);
             }
-        } else if (a[0] == '-' && a[1] == '-' && strchr(a, '=') != NULL &&
-                   nopts < MAX_OPTIONS) {
-            /* --flag=value for the valued flags */
-            size_t fl = (size_t)(strchr(a, '=') - a);
-            bool known = false;
-            for (size_t k = 0; k < sizeof(valued) / sizeof(valued[0]); k++) {
-                if (strlen(valued[k].flag) == fl &&
-                    strncmp(a, valued[k].flag, fl) == 0) {
-                    opts[nopts++] =
-                        (option_kv_t){valued[k].key, a + fl + 1, {0}};
-                    known = true;
-                }
+            if (nopts == MAX_OPTIONS) {
+                return usage_error("run", "too many options%s", "");
             }
-            if (!known) {
-                return usage_error("run", "unknown option '%s'", a);
-            }
+            opts[nopts++] = (option_kv_t){vkey, v, {0}};
         } else if (a[0] == '-' && a[1] != '\0') {
-            for (size_t k = 0; k < sizeof(valued) / sizeof(valued[0]); k++) {
-                if (strcmp(a, valued[k].flag) == 0) {
-                    return usage_error("run", "%s needs a value", a);
-                }
-            }
             return usage_error("run", "unknown option '%s'", a);
         } else if (job_path == NULL) {
             job_path = a;

@@ -34,6 +34,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "checkpoint/storage.h"
 #include "runtime/runtime.h"
 
 #define PENDING_STATE "pending-files"
@@ -55,17 +56,6 @@ typedef struct pf_state {
     pending_t *pend;
     size_t npend, cpend;
 } pf_state_t;
-
-static int sync_dir(const char *dir)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) {
-        return -1;
-    }
-    int rc = fsync(fd);
-    close(fd);
-    return rc;
-}
 
 /* Renames a pending file to its final name; already done is fine. */
 static int commit_one(eddy__op_t *op, const char *dir, const pending_t *p)
@@ -116,7 +106,7 @@ static int commit_upto(eddy__op_t *op, pf_state_t *st, int64_t upto)
         st->pend[k++] = st->pend[i];
     }
     st->npend = k;
-    if (rc == 0 && sync_dir(st->dir) != 0) {
+    if (rc == 0 && eddy__sync_dir(st->dir) != 0) {
         rc = eddy__op_fail(op, EDDY_ERR_IO, "cannot sync directory %s: %s",
                            st->dir, strerror(errno));
     }
@@ -277,7 +267,7 @@ static int pf_open(eddy__op_t *op)
     }
     if (rc == 0) {
         delete_orphans(st, &r);
-        sync_dir(st->dir);
+        eddy__sync_dir(st->dir);
     }
     for (size_t i = 0; i < r.n; i++) {
         pending_free(&r.all[i]);

@@ -317,15 +317,14 @@ int eddy__meta_open(const char *store, const eddy__meta_options_t *opts,
     if (store == NULL || *store == '\0' || out == NULL) {
         return eddy_error_set(err, EDDY_ERR_INVALID,
                               "metadata.store is empty: give a SQLite file "
-                              "path or a postgresql:// URI");
+                              "path");
     }
     *out = NULL;
     if (strncmp(store, "postgresql://", 13) == 0 ||
         strncmp(store, "postgres://", 11) == 0) {
         return eddy_error_set(err, EDDY_ERR_UNSUPPORTED,
-                              "the PostgreSQL metadata store is not "
-                              "implemented yet: set metadata.store to a "
-                              "SQLite file path");
+                              "this eddy has no PostgreSQL metadata store: "
+                              "set metadata.store to a SQLite file path");
     }
     return eddy__meta_sqlite_open(store, opts, out, err);
 }

@@ -274,10 +274,12 @@ struct eddy__meta {
 };
 
 /**
- * @brief Opens the store that `metadata.store` names: a `postgresql://` or
- * `postgres://` URI (not implemented yet: EDDY_ERR_UNSUPPORTED), otherwise
- * a SQLite file path (created if missing, parent directory must exist), or
- * ":memory:" for a private in-memory store.
+ * @brief Opens the store that `metadata.store` names: a SQLite file path
+ * (created if missing, parent directory must exist), or
+ * ":memory:" for a private in-memory store. This version has only the
+ * SQLite backend: a `postgresql://` or `postgres://` URI is refused with
+ * EDDY_ERR_UNSUPPORTED and a message saying so (the interface is the seam
+ * for a PostgreSQL backend, issue 5 §7).
  * @param opts NULL for the defaults.
  * @returns 0 and *out, or an error: EDDY_ERR_FORMAT (not an eddy store,
  * not a database, corrupt), EDDY_ERR_UNSUPPORTED (written by a newer eddy),

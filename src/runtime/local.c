@@ -86,27 +86,14 @@ static eddy_collector_t make_collector(eddy__op_t *op, int tag)
 static eddy__op_t *op_new(eddy__task_t *t, eddy_stream_t *node)
 {
     eddy__op_t *op = eddy__calloc(1, sizeof(*op));
-    op->op_ctx.cx_op = op;
-    op->op_ctx.cx_subtask = t->t_subtask;
-    op->op_ctx.cx_parallelism = t->t_parallelism;
-    op->op_ctx.cx_name = node->s_name;
-    op->op_ctx.cx_scratch.sc_cap = 4096;
-    op->op_ctx.cx_scratch.sc_base = eddy__malloc(4096);
-    eddy__arena_init(&op->op_ctx.cx_scratch.sc_overflow, 16 * 1024);
-    op->op_class = node->s_class;
-    op->op_node = node;
-    op->op_task = t;
+    eddy__op_init(op, t, node);
     op->op_out.co_fn = null_emit;
-    op->op_next_tick_ms = INT64_MAX;
-    op->op_in_wm = INT64_MIN;
-    op->op_out_wm = INT64_MIN;
     return op;
 }
 
 static void op_destroy(eddy__op_t *op)
 {
-    free(op->op_ctx.cx_scratch.sc_base);
-    eddy__arena_close(&op->op_ctx.cx_scratch.sc_overflow);
+    eddy__op_release(op);
     free(op->op_fanout);
     free(op->op_fanout_tag);
     for (int i = 0; i < op->op_nfanouts; i++) {

@@ -299,6 +299,16 @@ const char *eddy__op_job_id(const eddy__op_t *op);
 /* The operator's uid (user-set or derived from its position). */
 const char *eddy__op_uid(const eddy__op_t *op);
 
+/*
+ * Initialises an operator instance of `node` for task `t` (whose subtask
+ * and parallelism are set): context, scratch memory, no tick, no
+ * watermark yet. op_out is left to the caller. eddy__op_release frees what
+ * it allocated. The runtime and unit tests that drive operators build them
+ * this way.
+ */
+void eddy__op_init(eddy__op_t *op, eddy__task_t *t, eddy_stream_t *node);
+void eddy__op_release(eddy__op_t *op);
+
 /* Sends a watermark on from `op`: to its chained successors (their
  * oc_watermark) and its writers. Watermarks only move forward: an older or
  * equal one is dropped. */

@@ -589,23 +589,35 @@ static void snapshot_timers(part_t *p, eddy__timers_t *tm)
     }
 }
 
-/* The parts of every operator of the chain; NULL and a failure recorded on
- * error. */
-static item_t *collect(eddy__task_t *t, int64_t id, bool savepoint, int *rcp)
+/* A work item for checkpoint `id` of task t, with one empty part per
+ * operator of the chain. */
+static item_t *item_new(eddy__task_t *t, int64_t id)
 {
     item_t *it = eddy__calloc(1, sizeof(*it));
     it->it_id = id;
     it->it_task = t->t_index;
     it->it_parts = eddy__calloc((size_t)t->t_nops, sizeof(part_t));
     it->it_nparts = t->t_nops;
-    int rc = 0;
-    for (int i = 0; i < t->t_nops && rc == 0; i++) {
+    for (int i = 0; i < t->t_nops; i++) {
         eddy__op_t *op = t->t_ops[i];
         part_t *p = &it->it_parts[i];
         p->p_uid = eddy__op_uid(op);
         p->p_node = op->op_node->s_id;
         p->p_subtask = op->op_ctx.cx_subtask;
         op_kg_range(op, &p->p_kg_first, &p->p_kg_last);
+    }
+    return it;
+}
+
+/* The parts of every operator of the chain; NULL and a failure recorded on
+ * error. */
+static item_t *collect(eddy__task_t *t, int64_t id, bool savepoint, int *rcp)
+{
+    item_t *it = item_new(t, id);
+    int rc = 0;
+    for (int i = 0; i < t->t_nops && rc == 0; i++) {
+        eddy__op_t *op = t->t_ops[i];
+        part_t *p = &it->it_parts[i];
         if (op->op_class->oc_snapshot != NULL) {
             eddy__op_snap_t *s = eddy__op_snap_new(id, savepoint);
             eddy__tls_op = op;
@@ -855,18 +867,9 @@ void eddy__task_ack_finished(eddy__task_t *t, int64_t id)
     if (job->j_snapper == NULL) {
         return;
     }
-    item_t *it = eddy__calloc(1, sizeof(*it));
-    it->it_id = id;
-    it->it_task = t->t_index;
-    it->it_parts = eddy__calloc((size_t)t->t_nops, sizeof(part_t));
-    it->it_nparts = t->t_nops;
+    item_t *it = item_new(t, id);
     for (int i = 0; i < t->t_nops; i++) {
-        eddy__op_t *op = t->t_ops[i];
         part_t *p = &it->it_parts[i];
-        p->p_uid = eddy__op_uid(op);
-        p->p_node = op->op_node->s_id;
-        p->p_subtask = op->op_ctx.cx_subtask;
-        op_kg_range(op, &p->p_kg_first, &p->p_kg_last);
         if (t->t_final_opstate[i].b_len > 0) {
             eddy__bytes_put(&p->p_opstate, t->t_final_opstate[i].b_data,
                             t->t_final_opstate[i].b_len);

@@ -148,6 +148,30 @@ int eddy__op_user_rc(eddy__op_t *op, int rc)
                          rc, eddy_strerror(rc));
 }
 
+void eddy__op_init(eddy__op_t *op, eddy__task_t *t, eddy_stream_t *node)
+{
+    op->op_ctx.cx_op = op;
+    op->op_ctx.cx_subtask = t->t_subtask;
+    op->op_ctx.cx_parallelism = t->t_parallelism;
+    op->op_ctx.cx_name = node->s_name;
+    op->op_ctx.cx_scratch.sc_cap = 4096;
+    op->op_ctx.cx_scratch.sc_base = eddy__malloc(4096);
+    eddy__arena_init(&op->op_ctx.cx_scratch.sc_overflow, 16 * 1024);
+    op->op_class = node->s_class;
+    op->op_node = node;
+    op->op_task = t;
+    op->op_next_tick_ms = INT64_MAX;
+    op->op_in_wm = INT64_MIN;
+    op->op_out_wm = INT64_MIN;
+}
+
+void eddy__op_release(eddy__op_t *op)
+{
+    free(op->op_ctx.cx_scratch.sc_base);
+    op->op_ctx.cx_scratch.sc_base = NULL;
+    eddy__arena_close(&op->op_ctx.cx_scratch.sc_overflow);
+}
+
 /* ---- writers ---- */
 
 static int route(eddy__writer_t *wr, const eddy_record_t *rec);

@@ -484,19 +484,7 @@ static int sub_open(fx_t *f, sub_t *s, int subtask, int par,
     s->task.t_parallelism = par;
     s->task.t_name = "test";
     s->task.t_next_tick_ms = INT64_MAX;
-    op->op_ctx.cx_op = op;
-    op->op_ctx.cx_subtask = subtask;
-    op->op_ctx.cx_parallelism = par;
-    op->op_ctx.cx_name = f->sink->s_name;
-    op->op_ctx.cx_scratch.sc_cap = 4096;
-    op->op_ctx.cx_scratch.sc_base = malloc(4096);
-    eddy__arena_init(&op->op_ctx.cx_scratch.sc_overflow, 16 * 1024);
-    op->op_class = f->sink->s_class;
-    op->op_node = f->sink;
-    op->op_task = &s->task;
-    op->op_next_tick_ms = INT64_MAX;
-    op->op_in_wm = INT64_MIN;
-    op->op_out_wm = INT64_MIN;
+    eddy__op_init(op, &s->task, f->sink);
     s->restore = r;
     op->op_restore = r;
     return op->op_class->oc_open(op);
@@ -516,8 +504,7 @@ static void sub_close(sub_t *s)
 {
     eddy__op_t *op = &s->op;
     op->op_class->oc_close(op);
-    free(op->op_ctx.cx_scratch.sc_base);
-    eddy__arena_close(&op->op_ctx.cx_scratch.sc_overflow);
+    eddy__op_release(op);
     eddy__op_restore_free(s->restore);
     s->restore = NULL;
 }

@@ -276,20 +276,9 @@ static hop_t *hop_open(eddy_stream_t *src, int subtask, int parallelism,
     h->task.t_subtask = subtask;
     h->task.t_parallelism = parallelism;
     eddy__op_t *op = &h->op;
-    op->op_ctx.cx_op = op;
-    op->op_ctx.cx_subtask = subtask;
-    op->op_ctx.cx_parallelism = parallelism;
-    op->op_ctx.cx_name = src->s_name;
-    op->op_ctx.cx_scratch.sc_cap = 4096;
-    op->op_ctx.cx_scratch.sc_base = malloc(4096);
-    eddy__arena_init(&op->op_ctx.cx_scratch.sc_overflow, 16 * 1024);
-    op->op_class = src->s_class;
-    op->op_node = src;
-    op->op_task = &h->task;
+    eddy__op_init(op, &h->task, src);
     op->op_out.co_fn = hop_collect;
     op->op_out.co_target = h;
-    op->op_next_tick_ms = INT64_MAX;
-    op->op_in_wm = op->op_out_wm = INT64_MIN;
     op->op_restore = restore;
     int rc = op->op_class->oc_open(op);
     if (rc != 0) {
@@ -316,8 +305,7 @@ static void hop_poll_until(hop_t *h, size_t want, int budget)
 static void hop_close(hop_t *h)
 {
     h->op.op_class->oc_close(&h->op);
-    free(h->op.op_ctx.cx_scratch.sc_base);
-    eddy__arena_close(&h->op.op_ctx.cx_scratch.sc_overflow);
+    eddy__op_release(&h->op);
     free(h->vals);
     free(h);
 }
