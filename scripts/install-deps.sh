@@ -15,6 +15,8 @@ packages=(
   libsqlite3-dev                 # JobManager metadata store (src/meta/)
   protobuf-c-compiler            # protoc-c: control-plane messages (src/rpc/)
   libprotobuf-c-dev              # their runtime library
+  libmicrohttpd-dev              # REST API of the JobManager (src/rest/)
+  libcurl4-openssl-dev           # REST client of the CLI, artifact fetch
   clang-format                   # style check
 )
 
