@@ -36,6 +36,19 @@ typedef struct eddy__op eddy__op_t;
 typedef struct eddy__task eddy__task_t;
 typedef struct eddy__job eddy__job_t;
 
+/*
+ * Where the tasks of a plan run, for a TaskManager: per global task index
+ * (vertex order, then subtask), NULL for "here" or the data-plane address
+ * of the TaskManager that runs it. Edges between here and elsewhere become
+ * data-plane channels of attempt `pm_tag`.
+ */
+typedef struct eddy__placement {
+    int pm_ntasks;
+    const char *const *pm_addr;
+    struct eddy__dp *pm_dp;
+    uint64_t pm_tag;
+} eddy__placement_t;
+
 /* ---- partitioners ---- */
 
 #define EDDY__PARTITIONER_MAP(XX)                                              \
@@ -458,6 +471,25 @@ struct eddy__task {
 /* A barrier's value: the checkpoint id, with this bit for savepoints. */
 #define EDDY__BARRIER_SAVEPOINT (INT64_C(1) << 62)
 
+/*
+ * How a job's tasks reach the checkpoint coordinator: a direct call in the
+ * local mini-cluster (local.c), RPC messages to the JobManager in a
+ * TaskManager (src/taskmanager/). Called from task and snapshotter threads;
+ * implementations must be thread-safe and must not block for long.
+ */
+typedef struct eddy__ckpt_port {
+    void *cp_arg;
+    /* The directory of pending checkpoint `id`: 0, or -1 when it is no
+     * longer pending (aborted, completed, unknown). */
+    int (*cp_dir)(void *arg, int64_t id, char *buf, size_t size,
+                  bool *savepoint);
+    /* <checkpoint dir>/<job id> (shared files live under it). */
+    const char *(*cp_job_dir)(void *arg);
+    /* Task `task` (global index) acknowledges `id`; `ops` is stolen. */
+    void (*cp_ack)(void *arg, int64_t id, int task, json_t *ops);
+    void (*cp_decline)(void *arg, int64_t id, int task, const char *reason);
+} eddy__ckpt_port_t;
+
 struct eddy__job {
     eddy_env_t *j_env;
     eddy__plan_t *j_plan;
@@ -472,14 +504,48 @@ struct eddy__job {
     eddy_error_t j_error;
     bool j_failed;
     /* Checkpoints: NULL when off. */
-    struct eddy__coord *j_coord;
+    const eddy__ckpt_port_t *j_ckpt;
     struct eddy__snapshotter *j_snapper;
     atomic_int_fast64_t j_triggered; /* latest id triggered */
     atomic_bool j_want_trigger;      /* a source ended: checkpoint soon */
     json_t *j_restore;               /* metadata restored from, or NULL */
     int j_attempt;                   /* 0, then 1 per restart */
     const char *j_restore_dir;
+    struct eddy__vertex_rt *j_vrt;        /* per vertex: tasks, channels */
+    const eddy__placement_t *j_placement; /* NULL: every task here */
+    /* Called on each task's thread when it starts running (rc 0, running
+     * true) and when it ends (its result). NULL: none. */
+    void (*j_on_task)(void *arg, eddy__task_t *t, bool running, int rc);
+    void *j_on_task_arg;
 };
+
+/* Builds one attempt of a planned job (job.c): every task (pm NULL) or
+ * those placed here. The caller sets j_restore / j_ckpt / j_snapper. */
+int eddy__job_new(eddy_env_t *env, eddy__plan_t *pl,
+                  const eddy__placement_t *pm, eddy__job_t **out,
+                  eddy_error_t *err);
+/* Starts every task thread, waits for them all; the first failure. */
+int eddy__job_run(eddy__job_t *job, eddy_error_t *err);
+/* Raises the attempt's cancel flag and wakes every blocked thread
+ * (any thread; not async-signal-safe). */
+void eddy__job_cancel(eddy__job_t *job);
+void eddy__job_destroy(eddy__job_t *job);
+/* The operators of the plan for checkpoint metadata and the JobManager:
+ * {uid: {"name", "parallelism", "max_parallelism"}}. */
+json_t *eddy__plan_operators_json(eddy_env_t *env, const eddy__plan_t *pl);
+/* Finds a usable checkpoint under `path` (a chk-N or savepoint directory,
+ * or a job's checkpoint directory: newest first; a corrupt one is reported
+ * on stderr and the previous one tried). */
+int eddy__job_load_restore(const char *path, json_t **meta, char **dir,
+                           eddy_error_t *err);
+/* The restored state must fit the job: same max parallelism, and every
+ * operator's state claimed unless allowed. */
+int eddy__job_check_restore(eddy_env_t *env, eddy__plan_t *pl, json_t *meta,
+                            const char *dir, eddy_error_t *err);
+/* Restart strategy (config.h): may attempt `attempt` (1, 2, ...) run, and
+ * after what delay. */
+bool eddy__restart_allowed(const eddy__config_t *cfg, int attempt);
+int64_t eddy__restart_delay_ms(const eddy__config_t *cfg, int attempt);
 
 /* Wakes every thread of the job blocked on a gate or the buffer pool, so it
  * sees the cancel flag. */

@@ -48,7 +48,7 @@ bool eddy__op_final_checkpoint(const eddy__op_t *op)
 {
     /* Operators driven directly by unit tests have no task. */
     return op->op_task != NULL && op->op_task->t_job != NULL &&
-           op->op_task->t_job->j_coord != NULL;
+           op->op_task->t_job->j_ckpt != NULL;
 }
 
 const char *eddy__op_job_id(const eddy__op_t *op)
@@ -454,13 +454,13 @@ static int write_part(part_t *p, const char *dir, const char *shared,
 
 static void process_item(eddy__snapshotter_t *s, item_t *it)
 {
-    eddy__coord_t *c = s->s_job->j_coord;
+    const eddy__ckpt_port_t *c = s->s_job->j_ckpt;
     char dir[4096], shared[4096];
     bool savepoint = false;
-    if (eddy__coord_dir(c, it->it_id, dir, sizeof(dir), &savepoint) != 0) {
+    if (c->cp_dir(c->cp_arg, it->it_id, dir, sizeof(dir), &savepoint) != 0) {
         return; /* aborted meanwhile */
     }
-    eddy__fmt(shared, sizeof(shared), "%s/shared", eddy__coord_job_dir(c));
+    eddy__fmt(shared, sizeof(shared), "%s/shared", c->cp_job_dir(c->cp_arg));
     json_t *ops = json_object();
     eddy_error_t err = {0};
     int rc = 0;
@@ -474,11 +474,11 @@ static void process_item(eddy__snapshotter_t *s, item_t *it)
     }
     if (rc != 0) {
         json_decref(ops);
-        eddy__coord_decline(c, it->it_id, it->it_task, err.msg);
+        c->cp_decline(c->cp_arg, it->it_id, it->it_task, err.msg);
         return;
     }
     eddy__fault("snapshot");
-    eddy__coord_ack(c, it->it_id, it->it_task, ops);
+    c->cp_ack(c->cp_arg, it->it_id, it->it_task, ops);
 }
 
 static void *snapshotter_main(void *arg)
@@ -666,9 +666,9 @@ static int take_snapshot(eddy__task_t *t, int64_t id, bool savepoint)
     int rc;
     item_t *it = collect(t, id, savepoint, &rc);
     if (it == NULL) {
-        if (job->j_coord != NULL) {
-            eddy__coord_decline(job->j_coord, id, t->t_index,
-                                "a snapshot failed");
+        if (job->j_ckpt != NULL) {
+            job->j_ckpt->cp_decline(job->j_ckpt->cp_arg, id, t->t_index,
+                                    "a snapshot failed");
         }
         return rc;
     }
@@ -844,7 +844,7 @@ void eddy__task_finished(eddy__task_t *t)
 {
     /* A finished source keeps its last position (say, the end of a file)
      * so that a restore does not read its input again. */
-    if (t->t_gate == NULL && t->t_job->j_coord != NULL) {
+    if (t->t_gate == NULL && t->t_job->j_ckpt != NULL) {
         eddy__op_t *head = t->t_ops[0];
         if (head->op_class->oc_snapshot != NULL) {
             eddy__op_snap_t *s = eddy__op_snap_new(INT64_MAX, false);

@@ -748,6 +748,9 @@ void *eddy__task_main(void *arg)
             rc = op->op_class->oc_open(op);
         }
     }
+    if (rc == 0 && t->t_job->j_on_task != NULL) {
+        t->t_job->j_on_task(t->t_job->j_on_task_arg, t, true, 0);
+    }
     if (rc == 0) {
         eddy__task_update_tick(t);
         rc = t->t_gate == NULL ? run_source(t) : run_input(t);
@@ -755,7 +758,7 @@ void *eddy__task_main(void *arg)
     if (rc == 0) {
         rc = eddy__task_finish(t);
     }
-    if (rc == 0 && t->t_job->j_coord != NULL) {
+    if (rc == 0 && t->t_job->j_ckpt != NULL) {
         rc = await_final_checkpoint(t);
     }
     if (rc == 0) {
@@ -771,6 +774,9 @@ void *eddy__task_main(void *arg)
     eddy__tls_op = NULL;
     if (rc != 0) {
         report_failure(t, rc);
+    }
+    if (t->t_job->j_on_task != NULL) {
+        t->t_job->j_on_task(t->t_job->j_on_task_arg, t, false, rc);
     }
     eddy__crash_thread_close();
     eddy__mutex_lock(&t->t_job->j_mu);
