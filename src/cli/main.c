@@ -7,8 +7,15 @@
  *   0 success, 1 the job failed, 2 bad usage, 70 the job crashed (signal),
  *   130 canceled by SIGINT/SIGTERM (a second signal, or 5 s without the job
  *   stopping, forces the exit).
- * Only stderr carries eddy's own messages; stdout belongs to the job's print
- * sinks.
+ * In `eddy run --local` only stderr carries eddy's own messages; stdout
+ * belongs to the job's print sinks. The cluster commands (src/cli/remote.c,
+ * src/cli/cluster.c, in libeddy) print their results on stdout, since a
+ * job on a cluster prints on its TaskManagers. main.c parses `eddy run`
+ * for both kinds of run, so that they spell and report flags alike, and
+ * only dispatches the other commands.
+ *
+ * THREADS. The main thread, plus the --stop-with-savepoint thread of a
+ * local run.
  */
 #include <errno.h>
 #include <limits.h>
@@ -38,35 +45,69 @@ static const char *const main_usage =
     "against <eddy/eddy.h>.\n"
     "\n"
     "Commands:\n"
-    "  run        run a job (in this process with --local)\n"
-    "  kafka-dev  run a Kafka-protocol broker for development and tests\n"
-    "  version    print the version\n"
-    "  help       show help for a command\n"
+    "  run          submit a job to a cluster (in this process with --local)\n"
+    "  list         list a cluster's jobs\n"
+    "  status       show a job's state and tasks\n"
+    "  cancel       cancel a job\n"
+    "  savepoint    take a savepoint of a running job\n"
+    "  stop         stop a job with a savepoint\n"
+    "  cluster      start or stop a local cluster in the background\n"
+    "  jobmanager   run the JobManager (REST API, scheduling, checkpoints)\n"
+    "  taskmanager  run a TaskManager that offers slots to a JobManager\n"
+    "  kafka-dev    run a Kafka-protocol broker for development and tests\n"
+    "  version      print the version\n"
+    "  help         show help for a command\n"
     "\n"
     "Run 'eddy <command> --help' for a command's options.\n";
 
 static const char *const run_usage =
-    "usage: eddy run --local JOB.so [-p N] [OPTIONS] [-- JOB ARGS...]\n"
+    "usage: eddy run JOB.so [--local] [--jobmanager URL] [-p N]\n"
+    "                [--checkpoint-interval MS] [--from-savepoint PATH]\n"
+    "                [--detached] [--json] [OPTIONS] [-- JOB ARGS...]\n"
     "\n"
-    "Loads JOB.so, builds its dataflow graph and runs it to completion.\n"
-    "Records printed by the job's print sinks go to standard output; eddy's\n"
-    "own messages go to standard error.\n"
+    "Runs a job. By default JOB.so is submitted to a cluster's JobManager\n"
+    "(start one with 'eddy cluster start') and eddy run follows it: it\n"
+    "prints \"submitted job ID (NAME)\" and then one line per state change\n"
+    "(RUNNING, RESTARTING: <why>, FINISHED ...) on standard output until\n"
+    "the job ends. Ctrl-C stops following but not the job; cancel it with\n"
+    "'eddy cancel ID'. What the job's print sinks write goes to the\n"
+    "TaskManagers' standard output (their logs, with eddy cluster start).\n"
+    "\n"
+    "With --local the job runs in this process instead (the local\n"
+    "mini-cluster): records printed by its print sinks go to standard\n"
+    "output, eddy's own messages to standard error.\n"
     "\n"
     "Options:\n"
-    "  --local               run the job in this process (the local\n"
-    "                        mini-cluster); required in this version\n"
     "  -p, --parallelism N   default parallelism of operators that set none\n"
-    "                        (1..max parallelism, default 1)\n"
-    "  -q, --quiet           do not print the job summary on stderr\n"
+    "                        (1..max parallelism; default 1, or on a\n"
+    "                        cluster the JobManager's parallelism.default)\n"
     "  --checkpoint-interval MS\n"
     "                        take a checkpoint every MS (or 10s, 1m...);\n"
     "                        after a failure the job restarts from the\n"
     "                        latest one (default: the job's setting, or off)\n"
-    "  --checkpoint-dir DIR  where checkpoints go: DIR/<job id>/chk-<n>\n"
-    "                        (default /tmp/eddy/checkpoints)\n"
     "  --from-savepoint PATH start from a savepoint or checkpoint: a chk-<n>\n"
     "                        directory, or a job's checkpoint directory\n"
-    "                        (its newest usable checkpoint)\n"
+    "                        (its newest usable checkpoint); on a cluster, a\n"
+    "                        path on the JobManager's machine (a relative\n"
+    "                        one is taken from the current directory)\n"
+    "  -q, --quiet           print no summary (--local) or state changes\n"
+    "  -h, --help            show this help\n"
+    "  --                    the arguments after it are passed to the job\n"
+    "                        (on a cluster, relative file names in them are\n"
+    "                        resolved by the TaskManagers)\n"
+    "\n"
+    "Cluster runs:\n"
+    "  --jobmanager URL      the JobManager's REST address (default\n"
+    "                        $EDDY_JOBMANAGER, else http://127.0.0.1:8081)\n"
+    "  --detached            submit, print the job id alone and exit\n"
+    "  --json                print JSON instead of text: the submission's\n"
+    "                        answer (--detached), or the job's status at\n"
+    "                        each state change, one document per line\n"
+    "\n"
+    "Local runs:\n"
+    "  --local               run the job in this process\n"
+    "  --checkpoint-dir DIR  where checkpoints go: DIR/<job id>/chk-<n>\n"
+    "                        (default /tmp/eddy/checkpoints)\n"
     "  --allow-non-restored-state\n"
     "                        ignore saved state that no operator claims\n"
     "  --state-backend NAME  heap (default) or rocksdb\n"
@@ -83,14 +124,16 @@ static const char *const run_usage =
     "                        checkpoint.retained=5); EDDY_<KEY> environment\n"
     "                        variables (EDDY_CHECKPOINT_INTERVAL=5s) apply\n"
     "                        first, flags override them\n"
-    "  -h, --help            show this help\n"
-    "  --                    the arguments after it are passed to the job\n"
+    "  (A cluster job takes these from the JobManager's configuration.)\n"
     "\n"
-    "Exit status: 0 finished, 1 failed, 2 bad usage, 70 crashed, 130 "
-    "canceled.\n"
+    "Exit status: 0 finished, 1 failed (or could not be submitted), 2 bad\n"
+    "usage, 70 crashed (--local), 130 canceled, or, on a cluster, Ctrl-C\n"
+    "while following (the job keeps running).\n"
     "\n"
-    "Example:\n"
-    "  eddy run --local build/examples/word_count.so -p 4 -- input.txt\n";
+    "Examples:\n"
+    "  eddy run --local build/examples/word_count.so -p 4 -- input.txt\n"
+    "  eddy run build/examples/word_count.so -p 2 -- $PWD/input.txt\n"
+    "  ID=$(eddy run --detached job.so --checkpoint-interval 10s)\n";
 
 static const char *const version_usage =
     "usage: eddy version\n"
@@ -266,18 +309,28 @@ static const struct {
 };
 
 /* The key of a valued flag, or NULL; *inline_value is the text after '='
- * (NULL when the value is the next argument). */
-static const char *valued_key(const char *a, const char **inline_value)
+ * (NULL when the value is the next argument), *flag the flag's name. */
+static const char *valued_key(const char *a, const char **inline_value,
+                              const char **flag)
 {
     const char *eq = strchr(a, '=');
     size_t n = eq != NULL ? (size_t)(eq - a) : strlen(a);
     for (size_t k = 0; k < sizeof(valued) / sizeof(valued[0]); k++) {
         if (strlen(valued[k].flag) == n && strncmp(a, valued[k].flag, n) == 0) {
             *inline_value = eq != NULL ? eq + 1 : NULL;
+            *flag = valued[k].flag;
             return valued[k].key;
         }
     }
     return NULL;
+}
+
+/* Keys of valued flags that a cluster run sends with the submission; the
+ * others configure the local mini-cluster only. */
+static bool remote_key(const char *key)
+{
+    return strcmp(key, "checkpoint.interval") == 0 ||
+           strcmp(key, "savepoint.path") == 0;
 }
 
 static int cmd_run(int argc, char **argv)
@@ -287,11 +340,16 @@ static int cmd_run(int argc, char **argv)
     int nopts = 0;
     const char *savepoint_dir = NULL;
     const char *config_path = NULL;
-    const char *inline_value = NULL, *vkey;
+    const char *inline_value = NULL, *vkey, *vflag = NULL;
     int parallelism = 0;
     const char *job_path = NULL;
     int job_argc = 0;
     char **job_argv = NULL;
+    /* A cluster run: what it sends, and the first flag that belongs to
+     * the other kind of run (reported as a usage error). */
+    eddy__cli_run_opts_t ro;
+    memset(&ro, 0, sizeof(ro));
+    const char *local_only = NULL, *remote_only = NULL;
 
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
@@ -304,6 +362,22 @@ static int cmd_run(int argc, char **argv)
             return 0;
         } else if (strcmp(a, "--local") == 0) {
             local = true;
+        } else if (strcmp(a, "--detached") == 0 || strcmp(a, "--json") == 0) {
+            remote_only = remote_only != NULL ? remote_only : a;
+            if (strcmp(a, "--detached") == 0) {
+                ro.ro_detached = 1;
+            } else {
+                ro.ro_json = 1;
+            }
+        } else if (strcmp(a, "--jobmanager") == 0 ||
+                   strncmp(a, "--jobmanager=", 13) == 0) {
+            ro.ro_jobmanager = a[12] == '='   ? a + 13
+                               : i + 1 < argc ? argv[++i]
+                                              : NULL;
+            if (ro.ro_jobmanager == NULL || *ro.ro_jobmanager == '\0') {
+                return usage_error("run", "%s needs a URL", "--jobmanager");
+            }
+            remote_only = remote_only != NULL ? remote_only : "--jobmanager";
         } else if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0) {
             quiet = true;
         } else if (strcmp(a, "-p") == 0 || strcmp(a, "--parallelism") == 0 ||
@@ -330,6 +404,7 @@ static int cmd_run(int argc, char **argv)
             if (config_path == NULL || *config_path == '\0') {
                 return usage_error("run", "%s needs a file", a);
             }
+            local_only = local_only != NULL ? local_only : "--config";
         } else if (strcmp(a, "--stop-with-savepoint") == 0 ||
                    strncmp(a, "--stop-with-savepoint=", 22) == 0) {
             savepoint_dir = a[21] == '='   ? a + 22
@@ -338,12 +413,15 @@ static int cmd_run(int argc, char **argv)
             if (savepoint_dir == NULL || *savepoint_dir == '\0') {
                 return usage_error("run", "%s needs a directory", a);
             }
+            local_only =
+                local_only != NULL ? local_only : "--stop-with-savepoint";
         } else if (strcmp(a, "--allow-non-restored-state") == 0) {
             if (nopts == MAX_OPTIONS) {
                 return usage_error("run", "too many options%s", "");
             }
             opts[nopts++] =
                 (option_kv_t){"savepoint.allow_non_restored", "true", {0}};
+            local_only = local_only != NULL ? local_only : a;
         } else if (strcmp(a, "-D") == 0 || strncmp(a, "-D", 2) == 0) {
             const char *kv = a[2] ? a + 2 : (i + 1 < argc ? argv[++i] : NULL);
             const char *eq = kv ? strchr(kv, '=') : NULL;
@@ -358,12 +436,13 @@ static int cmd_run(int argc, char **argv)
                 return usage_error("run", "unknown configuration key in '%s'",
                                    kv);
             }
+            local_only = local_only != NULL ? local_only : "-D";
             option_kv_t *o = &opts[nopts++];
             memcpy(o->kbuf, kv, kl);
             o->kbuf[kl] = '\0';
             o->key = o->kbuf;
             o->value = eq + 1;
-        } else if ((vkey = valued_key(a, &inline_value)) != NULL) {
+        } else if ((vkey = valued_key(a, &inline_value, &vflag)) != NULL) {
             const char *v = inline_value != NULL ? inline_value
                             : i + 1 < argc       ? argv[++i]
                                                  : NULL;
@@ -374,6 +453,13 @@ static int cmd_run(int argc, char **argv)
                 return usage_error("run", "too many options%s", "");
             }
             opts[nopts++] = (option_kv_t){vkey, v, {0}};
+            if (!remote_key(vkey)) {
+                local_only = local_only != NULL ? local_only : vflag;
+            } else if (vkey[0] == 'c') {
+                ro.ro_checkpoint_interval = v;
+            } else {
+                ro.ro_savepoint = v;
+            }
         } else if (a[0] == '-' && a[1] != '\0') {
             return usage_error("run", "unknown option '%s'", a);
         } else if (job_path == NULL) {
@@ -388,11 +474,26 @@ static int cmd_run(int argc, char **argv)
     if (job_path == NULL) {
         return usage_error("run", "missing the job file%s", " (JOB.so)");
     }
-    if (!local) {
+    if (local && remote_only != NULL) {
         return usage_error("run",
-                           "cluster mode is not available in this version; "
-                           "run the job in this process with --local%s",
-                           "");
+                           "%s is for jobs submitted to a cluster; it cannot "
+                           "be used with --local",
+                           remote_only);
+    }
+    if (!local) {
+        if (local_only != NULL) {
+            return usage_error("run",
+                               "%s applies only with --local; a job on a "
+                               "cluster takes it from the JobManager's "
+                               "configuration",
+                               local_only);
+        }
+        ro.ro_job = job_path;
+        ro.ro_parallelism = parallelism;
+        ro.ro_quiet = quiet;
+        ro.ro_argc = job_argc;
+        ro.ro_argv = job_argv;
+        return eddy__cli_run_remote(&ro);
     }
 
     eddy_error_t err;
@@ -481,6 +582,31 @@ static int cmd_run(int argc, char **argv)
     return status;
 }
 
+/* The commands implemented in libeddy (commands.h) that main only
+ * dispatches to. */
+static const struct {
+    const char *rc_name;
+    int (*rc_main)(int argc, char **argv);
+    const char *const *rc_usage;
+} remote_cmds[] = {
+    {"list", eddy__cli_list, &eddy__cli_list_usage},
+    {"status", eddy__cli_status, &eddy__cli_status_usage},
+    {"cancel", eddy__cli_cancel, &eddy__cli_cancel_usage},
+    {"savepoint", eddy__cli_savepoint, &eddy__cli_savepoint_usage},
+    {"stop", eddy__cli_stop, &eddy__cli_stop_usage},
+    {"cluster", eddy__cli_cluster, &eddy__cli_cluster_usage},
+};
+
+static const char *remote_usage(const char *name)
+{
+    for (size_t i = 0; i < sizeof(remote_cmds) / sizeof(remote_cmds[0]); i++) {
+        if (strcmp(name, remote_cmds[i].rc_name) == 0) {
+            return *remote_cmds[i].rc_usage;
+        }
+    }
+    return NULL;
+}
+
 int main(int argc, char **argv)
 {
     /* A closed stdout must become a clear job error, not a silent death. */
@@ -514,14 +640,35 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "kafka-dev") == 0) {
         return eddy__cli_kafka_dev(argc - 2, argv + 2);
     }
+    for (size_t i = 0; i < sizeof(remote_cmds) / sizeof(remote_cmds[0]); i++) {
+        if (strcmp(cmd, remote_cmds[i].rc_name) == 0) {
+            return remote_cmds[i].rc_main(argc - 2, argv + 2);
+        }
+    }
+    if (strcmp(cmd, "jobmanager") == 0) {
+        return eddy__cli_jobmanager(argc - 2, argv + 2, NULL);
+    }
+    if (strcmp(cmd, "taskmanager") == 0) {
+        return eddy__cli_taskmanager(argc - 2, argv + 2);
+    }
+    if (strcmp(cmd, "__inspect") == 0) {
+        /* The JobManager's job-inspection child (not for users). */
+        return eddy__cli_inspect(argc, argv);
+    }
     if (strcmp(cmd, "help") == 0) {
         const char *what = argc > 2 ? argv[2] : "";
         if (strcmp(what, "run") == 0) {
             fputs(run_usage, stdout);
         } else if (strcmp(what, "kafka-dev") == 0) {
             fputs(eddy__cli_kafka_dev_usage, stdout);
+        } else if (strcmp(what, "jobmanager") == 0) {
+            fputs(eddy__cli_jobmanager_usage, stdout);
+        } else if (strcmp(what, "taskmanager") == 0) {
+            fputs(eddy__cli_taskmanager_usage, stdout);
         } else if (strcmp(what, "version") == 0) {
             fputs(version_usage, stdout);
+        } else if (remote_usage(what) != NULL) {
+            fputs(remote_usage(what), stdout);
         } else if (what[0] == '\0') {
             fputs(main_usage, stdout);
         } else {

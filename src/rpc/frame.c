@@ -368,6 +368,10 @@ const char *eddy__rpc_body_name(int body_case)
         return "checkpoint_complete";
     case EDDY__RPC__ENVELOPE__BODY_CHECKPOINT_ABORT:
         return "checkpoint_abort";
+    case EDDY__RPC__ENVELOPE__BODY_DEPLOY_JOB:
+        return "deploy_job";
+    case EDDY__RPC__ENVELOPE__BODY_CANCEL_JOB:
+        return "cancel_job";
     }
     return "unknown";
 }

@@ -103,6 +103,13 @@ void eddy__buffer_release(eddy__buffer_t *buf)
     }
     eddy__pool_t *pl = buf->buf_pool;
     eddy__mutex_lock(&pl->pl_mu);
+    if (pl->pl_allocated > pl->pl_max) {
+        /* The limit was lowered while this buffer was out. */
+        pl->pl_allocated--;
+        eddy__mutex_unlock(&pl->pl_mu);
+        free(buf);
+        return;
+    }
     buf->buf_next = pl->pl_free;
     pl->pl_free = buf;
     pl->pl_available++;
@@ -122,7 +129,42 @@ void eddy__pool_wake(eddy__pool_t *pl)
 size_t eddy__pool_available(eddy__pool_t *pl)
 {
     eddy__mutex_lock(&pl->pl_mu);
-    size_t n = pl->pl_available + (pl->pl_max - pl->pl_allocated);
+    size_t n = pl->pl_available;
+    if (pl->pl_max > pl->pl_allocated) {
+        n += pl->pl_max - pl->pl_allocated;
+    }
     eddy__mutex_unlock(&pl->pl_mu);
     return n;
+}
+
+void eddy__pool_add_capacity(eddy__pool_t *pl, size_t n)
+{
+    eddy__mutex_lock(&pl->pl_mu);
+    pl->pl_max += n;
+    if (pl->pl_waiters > 0) {
+        pthread_cond_broadcast(&pl->pl_cv);
+    }
+    eddy__mutex_unlock(&pl->pl_mu);
+}
+
+void eddy__pool_remove_capacity(eddy__pool_t *pl, size_t n)
+{
+    eddy__buffer_t *surplus = NULL;
+    eddy__mutex_lock(&pl->pl_mu);
+    pl->pl_max = n < pl->pl_max ? pl->pl_max - n : 0;
+    while (pl->pl_allocated > pl->pl_max && pl->pl_free != NULL) {
+        eddy__buffer_t *b = pl->pl_free;
+        pl->pl_free = b->buf_next;
+        pl->pl_available--;
+        pl->pl_allocated--;
+        b->buf_next = surplus;
+        surplus = b;
+    }
+    eddy__mutex_unlock(&pl->pl_mu);
+    /* Outside the lock: free() can take a while. */
+    while (surplus != NULL) {
+        eddy__buffer_t *next = surplus->buf_next;
+        free(surplus);
+        surplus = next;
+    }
 }

@@ -65,5 +65,16 @@ void eddy__buffer_release(eddy__buffer_t *buf);
 void eddy__pool_wake(eddy__pool_t *pl);
 /* Buffers currently free or not yet allocated. */
 size_t eddy__pool_available(eddy__pool_t *pl);
+/*
+ * Raises the pool's limit by `n` segments (the data plane grows its receive
+ * pool as remote input channels are added).
+ */
+void eddy__pool_add_capacity(eddy__pool_t *pl, size_t n);
+/*
+ * Lowers the limit by `n` (not below zero). Free segments above the new limit
+ * are freed at once, and buffers released while the pool holds more than its
+ * limit are freed instead of kept, so memory follows the limit down.
+ */
+void eddy__pool_remove_capacity(eddy__pool_t *pl, size_t n);
 
 #endif /* EDDY_RUNTIME_BUFFER_H */

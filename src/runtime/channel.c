@@ -101,6 +101,57 @@ int eddy__gate_push(void *inchan, eddy__buffer_t *buf)
     return 0;
 }
 
+int eddy__gate_push_nowait(void *inchan, eddy__buffer_t *buf)
+{
+    eddy__inchan_t *ic = inchan;
+    eddy__gate_t *g = ic->ic_gate;
+    eddy__mutex_lock(&g->g_mu);
+    if (ic->ic_count == ic->ic_cap) {
+        eddy__mutex_unlock(&g->g_mu);
+        return EDDY_ERR_BUSY;
+    }
+    ic->ic_ring[(ic->ic_head + ic->ic_count) % ic->ic_cap] = buf;
+    ic->ic_count++;
+    if (!ic->ic_in_ready && !ic->ic_blocked) {
+        ready_append(g, ic);
+    }
+    if (g->g_reader_waiting) {
+        pthread_cond_signal(&g->g_data);
+    }
+    eddy__mutex_unlock(&g->g_mu);
+    return 0;
+}
+
+void eddy__gate_set_capacity(eddy__gate_t *g, int channel, int capacity)
+{
+    eddy__mutex_lock(&g->g_mu);
+    eddy__inchan_t *ic = &g->g_chans[channel];
+    if (capacity > ic->ic_cap) {
+        eddy__buffer_t **ring =
+            eddy__calloc((size_t)capacity, sizeof(eddy__buffer_t *));
+        for (int i = 0; i < ic->ic_count; i++) {
+            ring[i] = ic->ic_ring[(ic->ic_head + i) % ic->ic_cap];
+        }
+        free(ic->ic_ring);
+        ic->ic_ring = ring;
+        ic->ic_head = 0;
+        ic->ic_cap = capacity;
+        if (ic->ic_writer_waiting) {
+            pthread_cond_broadcast(&ic->ic_space);
+        }
+    }
+    eddy__mutex_unlock(&g->g_mu);
+}
+
+void eddy__gate_set_pop_hook(eddy__gate_t *g, int channel, eddy__gate_pop_fn fn,
+                             void *arg)
+{
+    eddy__mutex_lock(&g->g_mu);
+    g->g_chans[channel].ic_on_pop = fn;
+    g->g_chans[channel].ic_on_pop_arg = fn != NULL ? arg : NULL;
+    eddy__mutex_unlock(&g->g_mu);
+}
+
 /* deadline: 0 = do not wait, UINT64_MAX = wait without limit. */
 static eddy__buffer_t *pop(eddy__gate_t *g, int *channel, uint64_t deadline)
 {
@@ -140,6 +191,10 @@ static eddy__buffer_t *pop(eddy__gate_t *g, int *channel, uint64_t deadline)
     }
     if (ic->ic_writer_waiting) {
         pthread_cond_signal(&ic->ic_space);
+    }
+    if (ic->ic_on_pop != NULL) {
+        /* Under the lock, so that removing the hook waits for this call. */
+        ic->ic_on_pop(ic->ic_on_pop_arg);
     }
     eddy__mutex_unlock(&g->g_mu);
     *channel = idx;

@@ -10,9 +10,13 @@
  * channels. The gate keeps a FIFO of channels that hold data, so the reader
  * serves channels fairly and finds data in O(1).
  *
- * Local channels push straight into the gate; the TCP transport will receive
- * buffers from the network and push them the same way, so tasks never know
- * which transport they use.
+ * Local channels push straight into the gate; the TCP transport (src/net/)
+ * receives buffers from the network and queues them on the same channels, so
+ * tasks never know which transport they use. Its I/O thread must never block,
+ * so it uses eddy__gate_push_nowait() on channels whose ring it has sized to
+ * the credits it grants (eddy__gate_set_capacity), and learns through a
+ * per-channel pop hook when the consumer takes a buffer, which is when it
+ * returns a credit to the remote sender.
  *
  * THREADS. One mutex per gate covers all its channels: pushes and pops are per
  * buffer (hundreds of records), so the lock is cheap. Condition variables are
@@ -24,6 +28,10 @@
 #include "runtime/buffer.h"
 
 typedef struct eddy__gate eddy__gate_t;
+
+/* Called when the consumer takes a buffer from a channel (see
+ * eddy__gate_set_pop_hook). */
+typedef void (*eddy__gate_pop_fn)(void *arg);
 
 typedef struct eddy__inchan {
     eddy__gate_t *ic_gate;
@@ -37,6 +45,8 @@ typedef struct eddy__inchan {
     int ic_writer_waiting;
     pthread_cond_t ic_space;
     atomic_uint_fast64_t ic_bp_ns; /* time the sender spent blocked */
+    eddy__gate_pop_fn ic_on_pop;   /* remote channels: returns a credit */
+    void *ic_on_pop_arg;
 } eddy__inchan_t;
 
 struct eddy__gate {
@@ -62,6 +72,28 @@ void eddy__gate_destroy(eddy__gate_t *g);
  * cancel flag was raised (the buffer is then released).
  */
 int eddy__gate_push(void *inchan, eddy__buffer_t *buf);
+/*
+ * Queues `buf` on a channel if it has room, never blocking. Returns 0, or
+ * EDDY_ERR_BUSY if the channel is full, in which case the caller still owns
+ * `buf`. Ignores the cancel flag: a cancelled gate is drained by
+ * eddy__gate_destroy like any other.
+ */
+int eddy__gate_push_nowait(void *inchan, eddy__buffer_t *buf);
+/*
+ * Grows a channel's ring so it holds at least `capacity` buffers (never
+ * shrinks it). Buffers already queued keep their order.
+ */
+void eddy__gate_set_capacity(eddy__gate_t *g, int channel, int capacity);
+/*
+ * Installs (or, with fn == NULL, removes) a hook called each time the
+ * consumer takes a buffer from `channel`. The hook runs on the consumer's
+ * thread with the gate's lock held, so it must be quick and must not call
+ * back into the gate; in exchange, once eddy__gate_set_pop_hook(g, ch, NULL,
+ * NULL) has returned, no call of the old hook is running or will run, and
+ * its `arg` may be freed.
+ */
+void eddy__gate_set_pop_hook(eddy__gate_t *g, int channel, eddy__gate_pop_fn fn,
+                             void *arg);
 /*
  * Takes the next buffer and its channel index. With block == false returns
  * NULL at once if nothing is queued; with block == true waits, returning NULL

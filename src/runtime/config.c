@@ -249,6 +249,62 @@ int eddy__config_set(eddy__config_t *c, const char *key, const char *v,
     return 0;
 }
 
+static void put_i64(json_t *o, const char *key, int64_t v)
+{
+    char buf[32];
+    json_object_set_new(
+        o, key, json_string(eddy__fmt(buf, sizeof(buf), "%lld", (long long)v)));
+}
+
+static void put_str(json_t *o, const char *key, const char *v)
+{
+    json_object_set_new(o, key, json_string(v));
+}
+
+json_t *eddy__config_to_json(const eddy__config_t *c)
+{
+    static const char *const strategies[] = {
+        [EDDY__RESTART_NONE] = "none",
+        [EDDY__RESTART_FIXED] = "fixed-delay",
+        [EDDY__RESTART_EXPONENTIAL] = "exponential-delay",
+    };
+    char buf[40];
+    json_t *o = json_object();
+    put_i64(o, "checkpoint.interval", c->ck_interval_ms);
+    put_i64(o, "checkpoint.timeout", c->ck_timeout_ms);
+    put_i64(o, "checkpoint.min_pause", c->ck_min_pause_ms);
+    put_i64(o, "checkpoint.max_concurrent", c->ck_max_concurrent);
+    put_i64(o, "checkpoint.retained", c->ck_retained);
+    put_str(o, "checkpoint.mode",
+            c->ck_exactly_once ? "exactly_once" : "at_least_once");
+    put_str(o, "checkpoint.dir", c->ck_dir);
+    put_str(o, "state.backend", c->state_backend);
+    put_str(o, "state.rocksdb.dir", c->rocksdb_dir);
+    if (c->restart_explicit && c->restart_strategy >= 0 &&
+        c->restart_strategy < (int)EDDY_ARRAY_SIZE(strategies)) {
+        put_str(o, "restart.strategy", strategies[c->restart_strategy]);
+    }
+    put_i64(o, "restart.attempts", c->restart_attempts);
+    put_i64(o, "restart.delay", c->restart_delay_ms);
+    put_i64(o, "restart.max_delay", c->restart_max_delay_ms);
+    /* The shortest of %.15g..%.17g that strtod reads back exactly (17
+     * digits always do): "1.1", not "1.1000000000000001". */
+    for (int prec = 15; prec <= 17; prec++) {
+        eddy__fmt(buf, sizeof(buf), "%.*g", prec, c->restart_multiplier);
+        if (strtod(buf, NULL) == c->restart_multiplier) {
+            break;
+        }
+    }
+    put_str(o, "restart.multiplier", buf);
+    if (c->restore_path != NULL) {
+        put_str(o, "savepoint.path", c->restore_path);
+    }
+    put_str(o, "savepoint.allow_non_restored",
+            c->allow_non_restored ? "true" : "false");
+    put_str(o, "job.id", c->job_id);
+    return o;
+}
+
 const char *eddy__config_ck_path(const eddy__config_t *c)
 {
     if (strncmp(c->ck_dir, "file://", 7) == 0) {

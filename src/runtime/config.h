@@ -11,6 +11,8 @@
 #ifndef EDDY_RUNTIME_CONFIG_H
 #define EDDY_RUNTIME_CONFIG_H
 
+#include <jansson.h>
+
 #include "common/internal.h"
 
 #define EDDY__RESTART_NONE 0
@@ -50,6 +52,17 @@ void eddy__config_free(eddy__config_t *c);
  * expected form for an unknown key or a bad value. */
 int eddy__config_set(eddy__config_t *c, const char *key, const char *value,
                      eddy_error_t *err);
+/*
+ * The configuration as {"key": "value"} strings: every key that
+ * eddy__config_set accepts, with a value it accepts back, so that setting
+ * each pair on a fresh configuration reproduces this one. Two keys are left
+ * out while they are at their implicit state, because no value can express
+ * "unset": savepoint.path (no restore) and restart.strategy (not chosen: the
+ * runner picks one by whether checkpoints are on). Durations are in ms. A
+ * path that is not valid UTF-8 is left out too: JSON cannot carry it.
+ * Returns a new reference.
+ */
+json_t *eddy__config_to_json(const eddy__config_t *c);
 /* Parses a duration ("250", "250ms", "5s", "2m", "1h") into ms. */
 int eddy__parse_duration_ms(const char *s, int64_t *out);
 /* The checkpoint directory as a local path (strips file://). */

@@ -244,14 +244,7 @@ int eddy_env_execute(eddy_env_t *env, eddy_error_t *err)
     env->e_executed = true;
     /* Operators without a uid get one from their position in the graph:
      * stable as long as the job builds the same graph. */
-    for (size_t i = 0; i < env->e_nnodes; i++) {
-        eddy_stream_t *s = env->e_nodes[i];
-        if (s->s_uid == NULL) {
-            char uid[32];
-            eddy__fmt(uid, sizeof(uid), "auto-%d", s->s_id);
-            s->s_uid = eddy__arena_strdup(&env->e_arena, uid);
-        }
-    }
+    eddy__plan_assign_uids(env);
     eddy__plan_t *plan = NULL;
     int rc = eddy__plan_build(env, &plan, err);
     if (rc != 0) {

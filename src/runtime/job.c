@@ -26,10 +26,7 @@
 #include <time.h>
 
 #include "checkpoint/storage.h"
-#if __has_include("net/dataplane.h")
 #include "net/dataplane.h"
-#define EDDY__HAVE_DP 1 /* TEMPORARY while the data plane lands */
-#endif
 #include "runtime/runtime.h"
 
 struct eddy__vertex_rt {
@@ -142,7 +139,13 @@ static void task_destroy(eddy__task_t *t)
     for (int i = 0; i < t->t_nwriters; i++) {
         eddy__writer_t *wr = t->t_writers[i];
         for (int c = 0; c < wr->wr_nchan; c++) {
-            eddy__outchan_close(&wr->wr_chans[c]);
+            eddy__outchan_t *oc = &wr->wr_chans[c];
+            eddy__outchan_close(oc);
+            if (oc->oc_push == eddy__dp_push) {
+                /* Released with the attempt's tag already; free it. */
+                eddy__dp_remove_output(t->t_job->j_placement->pm_dp,
+                                       oc->oc_target);
+            }
         }
         free(wr->wr_chans);
         free(wr->wr_kg_chan);
@@ -330,7 +333,6 @@ static int build_job(eddy__job_t *job, eddy_env_t *env, eddy__plan_t *pl,
         for (int s = 0; s < svx->vx_parallelism; s++) {
             eddy__task_t *t = vrt[sv].tasks[s];
             int nchan = ed->ed_part == EDDY__PART_FORWARD ? 1 : dp;
-#ifdef EDDY__HAVE_DP
             if (t == NULL) {
                 /* A remote producer: its channels into our tasks come
                  * over the data plane. */
@@ -353,11 +355,6 @@ static int build_job(eddy__job_t *job, eddy_env_t *env, eddy__plan_t *pl,
                 }
                 continue;
             }
-#else
-            if (t == NULL) {
-                continue;
-            }
-#endif
             eddy__writer_t *wr = eddy__calloc(1, sizeof(*wr));
             wr->wr_part = ed->ed_part;
             wr->wr_max_parallelism = env->e_max_parallelism;
@@ -383,7 +380,6 @@ static int build_job(eddy__job_t *job, eddy_env_t *env, eddy__plan_t *pl,
                     dt->t_in_port[chan] = ed->ed_port;
                     continue;
                 }
-#ifdef EDDY__HAVE_DP
                 int gidx = vrt[dv].task_base + dsub;
                 eddy__dp_chan_id_t id = {pm->pm_tag, (uint32_t)gidx,
                                          (uint32_t)chan};
@@ -394,7 +390,6 @@ static int build_job(eddy__job_t *job, eddy_env_t *env, eddy__plan_t *pl,
                 }
                 eddy__outchan_init(&wr->wr_chans[c], job->j_pool, eddy__dp_push,
                                    o);
-#endif
             }
             add_target(t->t_ops[sidx], ed->ed_tag, eddy__writer_emit, wr);
             eddy__op_t *src = t->t_ops[sidx];
@@ -467,11 +462,9 @@ static void teardown_job(eddy__job_t *job, eddy__plan_t *pl, vertex_rt_t *vrt)
 {
     /* Tear down: the data plane forgets the attempt's channels, writers and
      * readers release buffers, then the gates and the pool go. */
-#ifdef EDDY__HAVE_DP
     if (job->j_placement != NULL) {
         eddy__dp_release_job(job->j_placement->pm_dp, job->j_placement->pm_tag);
     }
-#endif
     for (int i = 0; i < job->j_ntasks; i++) {
         eddy__gate_t *g = job->j_tasks[i]->t_gate;
         eddy__task_restore_free(job->j_tasks[i]);

@@ -262,3 +262,15 @@ fail:
     eddy__plan_destroy(pl);
     return rc;
 }
+
+void eddy__plan_assign_uids(eddy_env_t *env)
+{
+    for (size_t i = 0; i < env->e_nnodes; i++) {
+        eddy_stream_t *s = env->e_nodes[i];
+        if (s->s_uid == NULL) {
+            char uid[32];
+            eddy__fmt(uid, sizeof(uid), "auto-%d", s->s_id);
+            s->s_uid = eddy__arena_strdup(&env->e_arena, uid);
+        }
+    }
+}

@@ -213,6 +213,10 @@ typedef struct eddy__plan {
 /* Builds the plan; returns 0 or an error with a message naming the node. */
 int eddy__plan_build(eddy_env_t *env, eddy__plan_t **out, eddy_error_t *err);
 void eddy__plan_destroy(eddy__plan_t *pl);
+/* Gives every node without a uid the one derived from its position,
+ * "auto-<node id>" (stable while the job builds the same graph), as
+ * eddy_env_execute does: eddy__plan_operators_json needs uids. */
+void eddy__plan_assign_uids(eddy_env_t *env);
 
 /* ---- operator instances and contexts ---- */
 

@@ -231,7 +231,15 @@ static void usage_errors(void **state)
     expect_error(
         ARGS("run", "--local", job, "extra.txt"), 2,
         PHRASES("unexpected argument 'extra.txt'", "'--'", "eddy run --help"));
-    expect_error(ARGS("run", job), 2, PHRASES("--local", "eddy run --help"));
+    /* Without --local the job goes to a cluster: flags that configure the
+     * local mini-cluster are refused before anything is sent, and
+     * cluster-only flags are refused with --local. */
+    expect_error(ARGS("run", job, "--state-backend", "rocksdb"), 2,
+                 PHRASES("--state-backend applies only with --local",
+                         "eddy run --help"));
+    expect_error(ARGS("run", "--local", job, "--detached"), 2,
+                 PHRASES("--detached", "cannot be used with --local",
+                         "eddy run --help"));
     expect_error(ARGS("frobnicate"), 2,
                  PHRASES("eddy: unknown command 'frobnicate'", "eddy --help"));
     expect_error(ARGS("help", "frobnicate"), 2,
@@ -349,13 +357,14 @@ static void help_texts(void **state)
     free(s);
 
     char *run_help = expect_stdout(ARGS("run", "--help"));
-    assert_true(strncmp(run_help, "usage: eddy run --local JOB.so", 30) == 0);
+    assert_true(strncmp(run_help, "usage: eddy run JOB.so [--local]", 32) == 0);
     assert_true(integ_contains(run_help, "-p, --parallelism N"));
     assert_true(integ_contains(run_help, "-q, --quiet"));
     assert_true(integ_contains(run_help, "--local"));
-    assert_true(integ_contains(run_help, "Exit status: 0 finished, 1 failed, "
-                                         "2 bad usage, 70 crashed, 130 "
-                                         "canceled."));
+    assert_true(integ_contains(run_help, "--jobmanager URL"));
+    assert_true(integ_contains(run_help, "--detached"));
+    assert_true(integ_contains(run_help, "Exit status: 0 finished, 1 failed"));
+    assert_true(integ_contains(run_help, "70 crashed (--local), 130 canceled"));
     s = expect_stdout(ARGS("run", "-h"));
     assert_string_equal(s, run_help);
     free(s);

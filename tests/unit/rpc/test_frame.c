@@ -13,7 +13,7 @@
 
 #define PEER "10.0.0.5:6123"
 #define JOB_ID "0123456789abcdef0123456789abcdef"
-#define NBODIES 12
+#define NBODIES 14
 
 /* One envelope of every body type, with every field set. */
 typedef struct fixture {
@@ -31,6 +31,12 @@ typedef struct fixture {
     Eddy__Rpc__DeclineCheckpoint decline;
     Eddy__Rpc__CheckpointComplete complete;
     Eddy__Rpc__CheckpointAbort abort_;
+    Eddy__Rpc__KeyValue kv[2];
+    Eddy__Rpc__KeyValue *kvp[2];
+    char *args[2];
+    char *placement[3];
+    Eddy__Rpc__DeployJob deploy_job;
+    Eddy__Rpc__CancelJob cancel_job;
     eddy__rpc_env_t env[NBODIES];
 } fixture_t;
 
@@ -122,6 +128,36 @@ static void fixture_init(fixture_t *f)
     f->abort_.checkpoint_id = 19;
     f->abort_.reason = "declined by task 4";
 
+    for (int i = 0; i < 2; i++) {
+        eddy__rpc__key_value__init(&f->kv[i]);
+        f->kvp[i] = &f->kv[i];
+    }
+    f->kv[0].key = "checkpoint.interval";
+    f->kv[0].value = "1000";
+    f->kv[1].key = "state.backend";
+    f->kv[1].value = "rocksdb";
+    f->args[0] = "--count";
+    f->args[1] = "100";
+    f->placement[0] = "127.0.0.1:40001";
+    f->placement[1] = "127.0.0.1:40002";
+    f->placement[2] = "127.0.0.1:40001";
+    eddy__rpc__deploy_job__init(&f->deploy_job);
+    f->deploy_job.job_id = JOB_ID;
+    f->deploy_job.attempt = 3;
+    f->deploy_job.artifact_url = "/jobs/" JOB_ID "/artifact";
+    f->deploy_job.n_args = 2;
+    f->deploy_job.args = f->args;
+    f->deploy_job.parallelism = 2;
+    f->deploy_job.n_options = 2;
+    f->deploy_job.options = f->kvp;
+    f->deploy_job.n_placement = 3;
+    f->deploy_job.placement = f->placement;
+    f->deploy_job.restore_path = "/tmp/ck/chk-4";
+    f->deploy_job.plan_tasks = 3;
+    eddy__rpc__cancel_job__init(&f->cancel_job);
+    f->cancel_job.job_id = JOB_ID;
+    f->cancel_job.attempt = 3;
+
     for (int i = 0; i < NBODIES; i++) {
         eddy__rpc__envelope__init(&f->env[i]);
     }
@@ -150,6 +186,10 @@ static void fixture_init(fixture_t *f)
     e[10].checkpoint_complete = &f->complete;
     e[11].body_case = EDDY__RPC__ENVELOPE__BODY_CHECKPOINT_ABORT;
     e[11].checkpoint_abort = &f->abort_;
+    e[12].body_case = EDDY__RPC__ENVELOPE__BODY_DEPLOY_JOB;
+    e[12].deploy_job = &f->deploy_job;
+    e[13].body_case = EDDY__RPC__ENVELOPE__BODY_CANCEL_JOB;
+    e[13].cancel_job = &f->cancel_job;
 }
 
 /* Packs an envelope as is (no version stamping) into a new buffer. */

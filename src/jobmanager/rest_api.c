@@ -1,0 +1,651 @@
+/*
+ * eddy — the JobManager's REST endpoints (DESIGN.md §8).
+ * Copyright (c) 2026 the eddy authors. MIT licence (see LICENSE).
+ *
+ * Every handler validates what it takes from the request (ids are 32 hex
+ * digits, numbers are in range) before it looks anything up, answers
+ * errors as {"error": "..."} with a 4xx/5xx status, and never builds a
+ * file path from request text: artifacts and savepoints live under paths
+ * the JobManager chose. Reads look at the JobManager's state under its
+ * mutex; actions go to the main loop as commands (jobmanager.h).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "jobmanager/jm_internal.h"
+#include "runtime/runtime.h"
+
+#define MAX_PARALLELISM 32768
+
+static bool valid_id(const char *s)
+{
+    if (s == NULL || strlen(s) != 32) {
+        return false;
+    }
+    for (int i = 0; i < 32; i++) {
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f'))) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* The job of the {id} parameter, or a 404 already set (jm_mu held). */
+static jm_job_t *job_param(eddy__jm_t *jm, const eddy__http_req_t *req,
+                           eddy__http_resp_t *resp)
+{
+    const char *id = req->hr_nparams > 0 ? req->hr_params[0] : NULL;
+    jm_job_t *jb = valid_id(id) ? eddy__jm_find_job(jm, id) : NULL;
+    if (jb == NULL) {
+        eddy__http_error(resp, 404, "no job with id '%.64s'",
+                         id != NULL ? id : "");
+    }
+    return jb;
+}
+
+static json_t *job_summary(jm_job_t *jb)
+{
+    int64_t end = jb->jb_end_ms != 0 ? jb->jb_end_ms : eddy__now_ms();
+    return json_pack(
+        "{s:s, s:s, s:s, s:I, s:I, s:I, s:i, s:i, s:i}", "job_id", jb->jb_id,
+        "name", jb->jb_name, "state", eddy__job_state_name(jb->jb_state),
+        "start_time", (json_int_t)jb->jb_start_ms, "end_time",
+        (json_int_t)jb->jb_end_ms, "duration_ms",
+        (json_int_t)(end - jb->jb_start_ms), "parallelism", jb->jb_parallelism,
+        "tasks", jb->jb_ntasks, "restarts", jb->jb_restarts);
+}
+
+static void h_health(void *arg, const eddy__http_req_t *req,
+                     eddy__http_resp_t *resp)
+{
+    EDDY_UNUSED(arg);
+    EDDY_UNUSED(req);
+    eddy__http_json(
+        resp, 200,
+        json_pack("{s:s, s:s}", "status", "ok", "version", EDDY_VERSION_STR));
+}
+
+static void counts(eddy__jm_t *jm, int *running, int *finished, int *canceled,
+                   int *failed)
+{
+    *running = *finished = *canceled = *failed = 0;
+    for (int i = 0; i < jm->jm_njobs; i++) {
+        switch (jm->jm_jobs[i]->jb_state) {
+        case EDDY__JOB_FINISHED:
+            (*finished)++;
+            break;
+        case EDDY__JOB_CANCELED:
+            (*canceled)++;
+            break;
+        case EDDY__JOB_FAILED:
+            (*failed)++;
+            break;
+        default:
+            (*running)++;
+        }
+    }
+}
+
+static void h_overview(void *arg, const eddy__http_req_t *req,
+                       eddy__http_resp_t *resp)
+{
+    EDDY_UNUSED(req);
+    eddy__jm_t *jm = arg;
+    eddy__mutex_lock(&jm->jm_mu);
+    int total, active, running, finished, canceled, failed;
+    int free_slots = eddy__jm_free_slots(jm, &total, &active);
+    counts(jm, &running, &finished, &canceled, &failed);
+    json_t *o =
+        json_pack("{s:s, s:s, s:I, s:i, s:i, s:i, s:i, s:i, s:i, s:i}",
+                  "version", EDDY_VERSION_STR, "jobmanager_id", jm->jm_id,
+                  "start_time", (json_int_t)jm->jm_start_ms, "taskmanagers",
+                  active, "slots_total", total, "slots_available", free_slots,
+                  "jobs_running", running, "jobs_finished", finished,
+                  "jobs_canceled", canceled, "jobs_failed", failed);
+    eddy__mutex_unlock(&jm->jm_mu);
+    eddy__http_json(resp, 200, o);
+}
+
+static void h_cluster_metrics(void *arg, const eddy__http_req_t *req,
+                              eddy__http_resp_t *resp)
+{
+    EDDY_UNUSED(req);
+    eddy__jm_t *jm = arg;
+    eddy__mutex_lock(&jm->jm_mu);
+    int total, active, running = 0, all = 0;
+    int free_slots = eddy__jm_free_slots(jm, &total, &active);
+    int ntms = 0;
+    for (int i = 0; i < jm->jm_ntms; i++) {
+        ntms += jm->jm_tms[i]->tm_registered;
+    }
+    for (int i = 0; i < jm->jm_njobs; i++) {
+        all++;
+        running += jm->jm_jobs[i]->jb_state == EDDY__JOB_RUNNING;
+    }
+    double util = total > 0 ? (double)(total - free_slots) / total : 0.0;
+    json_t *o =
+        json_pack("{s:i, s:i, s:i, s:i, s:f, s:i, s:i}", "total_task_managers",
+                  ntms, "active_task_managers", active, "total_slots", total,
+                  "available_slots", free_slots, "utilization", util,
+                  "total_jobs", all, "running_jobs", running);
+    eddy__mutex_unlock(&jm->jm_mu);
+    eddy__http_json(resp, 200, o);
+}
+
+static void h_taskmanagers(void *arg, const eddy__http_req_t *req,
+                           eddy__http_resp_t *resp)
+{
+    EDDY_UNUSED(req);
+    eddy__jm_t *jm = arg;
+    json_t *a = json_array();
+    eddy__mutex_lock(&jm->jm_mu);
+    for (int i = 0; i < jm->jm_ntms; i++) {
+        jm_tm_t *tm = jm->jm_tms[i];
+        if (!tm->tm_registered) {
+            continue;
+        }
+        int fr = 0;
+        for (int s = 0; s < tm->tm_slots; s++) {
+            fr += tm->tm_slot_job[s] == NULL;
+        }
+        json_array_append_new(
+            a, json_pack("{s:s, s:s, s:s, s:s, s:i, s:i, s:I, s:I}", "id",
+                         tm->tm_id, "host", tm->tm_host, "data_address",
+                         tm->tm_data_addr, "state",
+                         tm->tm_lost ? "LOST" : "ACTIVE", "slots", tm->tm_slots,
+                         "free_slots", tm->tm_lost ? 0 : fr, "registered",
+                         (json_int_t)tm->tm_registered_ms, "last_heartbeat",
+                         (json_int_t)tm->tm_last_hb_ms));
+    }
+    eddy__mutex_unlock(&jm->jm_mu);
+    eddy__http_json(resp, 200, json_pack("{s:o}", "taskmanagers", a));
+}
+
+static void h_jobs(void *arg, const eddy__http_req_t *req,
+                   eddy__http_resp_t *resp)
+{
+    EDDY_UNUSED(req);
+    eddy__jm_t *jm = arg;
+    json_t *a = json_array();
+    eddy__mutex_lock(&jm->jm_mu);
+    for (int i = jm->jm_njobs - 1; i >= 0; i--) {
+        json_array_append_new(a, job_summary(jm->jm_jobs[i]));
+    }
+    eddy__mutex_unlock(&jm->jm_mu);
+    eddy__http_json(resp, 200, json_pack("{s:o}", "jobs", a));
+}
+
+static void h_job_status(void *arg, const eddy__http_req_t *req,
+                         eddy__http_resp_t *resp)
+{
+    eddy__jm_t *jm = arg;
+    eddy__mutex_lock(&jm->jm_mu);
+    jm_job_t *jb = job_param(jm, req, resp);
+    if (jb != NULL) {
+        json_t *o = job_summary(jb);
+        json_object_set_new(o, "attempt", json_integer(jb->jb_attempt));
+        json_object_set_new(o, "checkpoint_interval_ms",
+                            json_integer(jb->jb_cfg.ck_interval_ms));
+        json_object_set_new(o, "failure",
+                            jb->jb_failure[0] ? json_string(jb->jb_failure)
+                                              : json_null());
+        eddy__http_json(resp, 200, o);
+    }
+    eddy__mutex_unlock(&jm->jm_mu);
+}
+
+static void h_job(void *arg, const eddy__http_req_t *req,
+                  eddy__http_resp_t *resp)
+{
+    eddy__jm_t *jm = arg;
+    eddy__mutex_lock(&jm->jm_mu);
+    jm_job_t *jb = job_param(jm, req, resp);
+    if (jb != NULL) {
+        json_t *o = job_summary(jb);
+        json_t *vs = json_array();
+        size_t vi;
+        json_t *v;
+        int t = 0;
+        json_array_foreach(json_object_get(jb->jb_plan, "vertices"), vi, v)
+        {
+            int par =
+                (int)json_integer_value(json_object_get(v, "parallelism"));
+            json_t *tasks = json_array();
+            for (int s = 0; s < par && t < jb->jb_ntasks; s++, t++) {
+                jm_tm_t *tm = jb->jb_task_tm[t];
+                json_array_append_new(
+                    tasks,
+                    json_pack("{s:i, s:s, s:s?}", "subtask", s, "state",
+                              eddy__jm_task_state_name(jb->jb_task_state[t]),
+                              "taskmanager", tm != NULL ? tm->tm_id : NULL));
+            }
+            json_array_append_new(vs, json_pack("{s:I, s:O, s:i, s:O, s:o}",
+                                                "index", (json_int_t)vi, "name",
+                                                json_object_get(v, "name"),
+                                                "parallelism", par, "operators",
+                                                json_object_get(v, "operators"),
+                                                "tasks", tasks));
+        }
+        json_object_set_new(o, "vertices", vs);
+        json_object_set(o, "edges", json_object_get(jb->jb_plan, "edges"));
+        eddy__http_json(resp, 200, o);
+    }
+    eddy__mutex_unlock(&jm->jm_mu);
+}
+
+static void h_job_metrics(void *arg, const eddy__http_req_t *req,
+                          eddy__http_resp_t *resp)
+{
+    eddy__jm_t *jm = arg;
+    eddy__mutex_lock(&jm->jm_mu);
+    jm_job_t *jb = job_param(jm, req, resp);
+    if (jb != NULL) {
+        int running = 0;
+        for (int t = 0; t < jb->jb_ntasks; t++) {
+            running += jb->jb_task_state[t] == JM_TASK_RUNNING;
+        }
+        eddy__http_json(resp, 200,
+                        json_pack("{s:s, s:i, s:i, s:i}", "job_id", jb->jb_id,
+                                  "tasks", jb->jb_ntasks, "tasks_running",
+                                  running, "restarts", jb->jb_restarts));
+    }
+    eddy__mutex_unlock(&jm->jm_mu);
+}
+
+static json_t *checkpoint_json(const eddy__meta_checkpoint_t *c)
+{
+    return json_pack(
+        "{s:I, s:s, s:b, s:I, s:I, s:I}", "id", (json_int_t)c->mc_id, "path",
+        c->mc_path, "savepoint", c->mc_savepoint, "size_bytes",
+        (json_int_t)c->mc_size_bytes, "duration_ms",
+        (json_int_t)c->mc_duration_ms, "time", (json_int_t)c->mc_time_ms);
+}
+
+static void h_job_checkpoints(void *arg, const eddy__http_req_t *req,
+                              eddy__http_resp_t *resp)
+{
+    eddy__jm_t *jm = arg;
+    eddy__mutex_lock(&jm->jm_mu);
+    jm_job_t *jb = job_param(jm, req, resp);
+    if (jb == NULL) {
+        eddy__mutex_unlock(&jm->jm_mu);
+        return;
+    }
+    eddy__coord_stats_t st = jb->jb_ck_stats;
+    if (jb->jb_coord != NULL) {
+        eddy__coord_stats(jb->jb_coord, &st);
+    }
+    char id[33];
+    memcpy(id, jb->jb_id, sizeof(id));
+    bool enabled = jb->jb_ckpt;
+    int64_t interval = jb->jb_cfg.ck_interval_ms;
+    eddy__mutex_unlock(&jm->jm_mu);
+    eddy__meta_checkpoint_t **cs = NULL;
+    size_t n = 0;
+    eddy_error_t err = {0};
+    json_t *hist = json_array();
+    json_t *latest = json_null();
+    if (eddy__meta_checkpoint_list(jm->jm_meta, id, &cs, &n, &err) == 0) {
+        for (size_t i = 0; i < n; i++) {
+            json_array_append_new(hist, checkpoint_json(cs[i]));
+        }
+        if (n > 0) {
+            json_decref(latest);
+            latest = checkpoint_json(cs[0]); /* newest first */
+        }
+        eddy__meta_free_array(cs, n);
+    }
+    eddy__http_json(
+        resp, 200,
+        json_pack("{s:b, s:I, s:{s:I, s:I, s:I}, s:o, s:o, s:s?}", "enabled",
+                  enabled, "interval_ms", (json_int_t)interval, "counts",
+                  "triggered", (json_int_t)st.cs_triggered, "completed",
+                  (json_int_t)st.cs_completed, "failed",
+                  (json_int_t)st.cs_failed, "latest", latest, "history", hist,
+                  "last_failure",
+                  st.cs_last_failure[0] ? st.cs_last_failure : NULL));
+}
+
+static void h_job_exceptions(void *arg, const eddy__http_req_t *req,
+                             eddy__http_resp_t *resp)
+{
+    eddy__jm_t *jm = arg;
+    eddy__mutex_lock(&jm->jm_mu);
+    jm_job_t *jb = job_param(jm, req, resp);
+    char id[33];
+    if (jb != NULL) {
+        memcpy(id, jb->jb_id, sizeof(id));
+    }
+    eddy__mutex_unlock(&jm->jm_mu);
+    if (jb == NULL) {
+        return;
+    }
+    eddy__meta_exception_t **es = NULL;
+    size_t n = 0;
+    eddy_error_t err = {0};
+    json_t *a = json_array();
+    if (eddy__meta_exception_list(jm->jm_meta, id, &es, &n, &err) == 0) {
+        for (size_t i = 0; i < n; i++) {
+            json_array_append_new(a, json_pack("{s:I, s:s?, s:i, s:s}", "time",
+                                               (json_int_t)es[i]->me_time_ms,
+                                               "task", es[i]->me_task,
+                                               "subtask", es[i]->me_subtask,
+                                               "message", es[i]->me_message));
+        }
+        eddy__meta_free_array(es, n);
+    }
+    eddy__http_json(resp, 200, json_pack("{s:o}", "exceptions", a));
+}
+
+static void run_cmd(eddy__jm_t *jm, const eddy__http_req_t *req,
+                    eddy__http_resp_t *resp, int kind, const char *dir,
+                    bool drain)
+{
+    jm_cmd_t c;
+    memset(&c, 0, sizeof(c));
+    c.cm_kind = kind;
+    const char *id = req->hr_params[0];
+    if (!valid_id(id)) {
+        eddy__http_error(resp, 404, "no job with id '%.64s'", id);
+        return;
+    }
+    memcpy(c.cm_job, id, 33);
+    if (dir != NULL) {
+        eddy__fmt(c.cm_dir, sizeof(c.cm_dir), "%s", dir);
+    }
+    c.cm_drain = drain;
+    eddy__mutex_lock(&jm->jm_mu);
+    eddy__jm_command(jm, &c);
+    eddy__mutex_unlock(&jm->jm_mu);
+    eddy__http_json(resp, c.cm_status, c.cm_reply);
+}
+
+static void h_job_cancel(void *arg, const eddy__http_req_t *req,
+                         eddy__http_resp_t *resp)
+{
+    run_cmd(arg, req, resp, JM_CMD_CANCEL, NULL, false);
+}
+
+/* A savepoint directory from a request: absolute, no "..", sane length. */
+static bool sp_dir_ok(const char *d, eddy__http_resp_t *resp)
+{
+    if (d == NULL) {
+        return true;
+    }
+    if (d[0] != '/' || strlen(d) > 900 || strstr(d, "/../") != NULL ||
+        (strlen(d) >= 3 && strcmp(d + strlen(d) - 3, "/..") == 0)) {
+        eddy__http_error(resp, 400,
+                         "a savepoint directory must be an absolute path "
+                         "without '..'");
+        return false;
+    }
+    return true;
+}
+
+static void h_job_savepoint(void *arg, const eddy__http_req_t *req,
+                            eddy__http_resp_t *resp)
+{
+    json_t *body = NULL;
+    if (eddy__http_body_json(req, resp, &body) != 0) {
+        return;
+    }
+    json_t *d = json_object_get(body, "dir");
+    if (d == NULL) {
+        d = json_object_get(body, "target_directory");
+    }
+    if (d != NULL && !json_is_string(d)) {
+        eddy__http_error(resp, 400, "\"dir\" must be a string");
+    } else if (sp_dir_ok(json_string_value(d), resp)) {
+        run_cmd(arg, req, resp, JM_CMD_SAVEPOINT, json_string_value(d), false);
+    }
+    json_decref(body);
+}
+
+static void h_job_stop(void *arg, const eddy__http_req_t *req,
+                       eddy__http_resp_t *resp)
+{
+    json_t *body = NULL;
+    if (eddy__http_body_json(req, resp, &body) != 0) {
+        return;
+    }
+    json_t *d = json_object_get(body, "savepoint_dir");
+    if (d == NULL) {
+        d = json_object_get(body, "dir");
+    }
+    json_t *drain = json_object_get(body, "drain");
+    if ((d != NULL && !json_is_string(d)) ||
+        (drain != NULL && !json_is_boolean(drain))) {
+        eddy__http_error(resp, 400,
+                         "\"savepoint_dir\" must be a string and \"drain\" "
+                         "a boolean");
+    } else if (sp_dir_ok(json_string_value(d), resp)) {
+        run_cmd(arg, req, resp, JM_CMD_STOP, json_string_value(d),
+                json_is_true(drain));
+    }
+    json_decref(body);
+}
+
+static void h_job_savepoint_get(void *arg, const eddy__http_req_t *req,
+                                eddy__http_resp_t *resp)
+{
+    eddy__jm_t *jm = arg;
+    const char *id = req->hr_params[0];
+    const char *rid = req->hr_params[1];
+    if (!valid_id(id) || !valid_id(rid)) {
+        eddy__http_error(resp, 404, "no such savepoint request");
+        return;
+    }
+    eddy__meta_savepoint_t *sp = NULL;
+    eddy_error_t err = {0};
+    if (eddy__meta_savepoint_get(jm->jm_meta, id, rid, &sp, &err) != 0) {
+        eddy__http_error(resp, err.code == EDDY_ERR_NOT_FOUND ? 404 : 500, "%s",
+                         err.msg);
+        return;
+    }
+    eddy__http_json(resp, 200,
+                    json_pack("{s:s, s:s, s:s?, s:s?, s:I, s:I}", "request_id",
+                              sp->ms_request_id, "status",
+                              eddy__savepoint_status_name(sp->ms_status),
+                              "path", sp->ms_path, "error", sp->ms_error,
+                              "created", (json_int_t)sp->ms_created_ms,
+                              "finished", (json_int_t)sp->ms_finished_ms));
+    eddy__meta_free(sp);
+}
+
+static void h_artifact(void *arg, const eddy__http_req_t *req,
+                       eddy__http_resp_t *resp)
+{
+    eddy__jm_t *jm = arg;
+    eddy__mutex_lock(&jm->jm_mu);
+    jm_job_t *jb = job_param(jm, req, resp);
+    char *path = jb != NULL ? eddy__strdup(jb->jb_artifact) : NULL;
+    eddy__mutex_unlock(&jm->jm_mu);
+    if (path == NULL) {
+        return;
+    }
+    FILE *f = fopen(path, "rb");
+    struct stat sb;
+    if (f == NULL || fstat(fileno(f), &sb) != 0 || sb.st_size > (1 << 30)) {
+        eddy__http_error(resp, 500, "the job's artifact is missing");
+        if (f != NULL) {
+            fclose(f);
+        }
+        free(path);
+        return;
+    }
+    char *buf = eddy__malloc((size_t)sb.st_size + 1);
+    size_t n = fread(buf, 1, (size_t)sb.st_size, f);
+    fclose(f);
+    free(path);
+    resp->hs_status = 200;
+    resp->hs_body = buf;
+    resp->hs_body_len = n;
+    resp->hs_content_type = "application/octet-stream";
+}
+
+static int parse_int_field(const eddy__http_part_t *p, int64_t lo, int64_t hi,
+                           int64_t *out)
+{
+    if (p == NULL) {
+        return 0;
+    }
+    char *end;
+    errno = 0;
+    long long v = strtoll(p->hp_value != NULL ? p->hp_value : "", &end, 10);
+    if (p->hp_value == NULL || p->hp_value[0] == '\0' || *end != '\0' ||
+        errno != 0 || v < lo || v > hi) {
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static void h_submit(void *arg, const eddy__http_req_t *req,
+                     eddy__http_resp_t *resp)
+{
+    eddy__jm_t *jm = arg;
+    const eddy__http_part_t *file = eddy__http_part(req, "job_file");
+    if (file == NULL || file->hp_file_path == NULL) {
+        eddy__http_error(resp, 400,
+                         "POST /jobs/submit takes a multipart form with the "
+                         "job's shared object in a file field named "
+                         "job_file (curl -F job_file=@job.so ...)");
+        return;
+    }
+    int64_t par = 0, interval = 0;
+    if (parse_int_field(eddy__http_part(req, "parallelism"), 1, MAX_PARALLELISM,
+                        &par) != 0) {
+        eddy__http_error(resp, 400, "parallelism must be an integer in 1..%d",
+                         MAX_PARALLELISM);
+        return;
+    }
+    const eddy__http_part_t *ci = eddy__http_part(req, "checkpoint_interval");
+    if (ci != NULL && (ci->hp_value == NULL ||
+                       eddy__parse_duration_ms(ci->hp_value, &interval) != 0 ||
+                       interval < 0)) {
+        eddy__http_error(resp, 400,
+                         "checkpoint_interval must be a duration (ms, or "
+                         "with a unit: 10s)");
+        return;
+    }
+    const eddy__http_part_t *sp = eddy__http_part(req, "savepoint_path");
+    const char *savepoint =
+        sp != NULL && sp->hp_value != NULL && sp->hp_value[0] != '\0'
+            ? sp->hp_value
+            : NULL;
+    if (savepoint != NULL && !sp_dir_ok(savepoint, resp)) {
+        return;
+    }
+    json_t *args = json_array();
+    const eddy__http_part_t *ap = eddy__http_part(req, "args");
+    if (ap != NULL && ap->hp_value != NULL) {
+        json_error_t je;
+        json_t *a = json_loads(ap->hp_value, 0, &je);
+        bool ok = json_is_array(a);
+        size_t i;
+        json_t *v;
+        json_array_foreach(a, i, v)
+        {
+            ok = ok && json_is_string(v);
+        }
+        if (!ok) {
+            json_decref(a);
+            json_decref(args);
+            eddy__http_error(resp, 400,
+                             "args must be a JSON array of strings, e.g. "
+                             "[\"--count\", \"100\"]");
+            return;
+        }
+        json_decref(args);
+        args = a;
+    }
+    char job_id[33];
+    eddy_error_t err = {0};
+    int rc = eddy__jm_submit(jm, file->hp_file_path, (int)par, interval,
+                             savepoint, args, job_id, &err);
+    json_decref(args);
+    if (rc != 0) {
+        eddy__http_error(resp, rc == EDDY_ERR_IO ? 500 : 400, "%s", err.msg);
+        return;
+    }
+    eddy__http_json(resp, 200, json_pack("{s:s}", "job_id", job_id));
+}
+
+/* Prometheus text format (JobManager-level gauges and counters). */
+static void h_metrics(void *arg, const eddy__http_req_t *req,
+                      eddy__http_resp_t *resp)
+{
+    EDDY_UNUSED(req);
+    eddy__jm_t *jm = arg;
+    eddy__mutex_lock(&jm->jm_mu);
+    int total, active;
+    int free_slots = eddy__jm_free_slots(jm, &total, &active);
+    size_t cap = 4096 + (size_t)jm->jm_njobs * 512;
+    char *b = eddy__malloc(cap);
+    size_t o = 0;
+    o += (size_t)snprintf(
+        b + o, cap - o,
+        "# HELP eddy_task_managers TaskManagers registered and alive.\n"
+        "# TYPE eddy_task_managers gauge\neddy_task_managers %d\n"
+        "# HELP eddy_slots_total Slots offered by live TaskManagers.\n"
+        "# TYPE eddy_slots_total gauge\neddy_slots_total %d\n"
+        "# HELP eddy_slots_available Slots not running a job.\n"
+        "# TYPE eddy_slots_available gauge\neddy_slots_available %d\n"
+        "# HELP eddy_restarts_total Restarts of a job.\n"
+        "# TYPE eddy_restarts_total counter\n",
+        active, total, free_slots);
+    for (int i = 0; i < jm->jm_njobs && o < cap - 512; i++) {
+        jm_job_t *jb = jm->jm_jobs[i];
+        o += (size_t)snprintf(b + o, cap - o,
+                              "eddy_restarts_total{job_id=\"%s\"} %d\n",
+                              jb->jb_id, jb->jb_restarts);
+    }
+    o += (size_t)snprintf(b + o, cap - o,
+                          "# HELP eddy_checkpoints_total Checkpoints by "
+                          "result.\n# TYPE eddy_checkpoints_total counter\n");
+    for (int i = 0; i < jm->jm_njobs && o < cap - 512; i++) {
+        jm_job_t *jb = jm->jm_jobs[i];
+        if (jb->jb_coord == NULL) {
+            continue;
+        }
+        eddy__coord_stats_t st;
+        eddy__coord_stats(jb->jb_coord, &st);
+        o += (size_t)snprintf(
+            b + o, cap - o,
+            "eddy_checkpoints_total{job_id=\"%s\",result=\"completed\"} "
+            "%llu\n"
+            "eddy_checkpoints_total{job_id=\"%s\",result=\"failed\"} %llu\n",
+            jb->jb_id, (unsigned long long)st.cs_completed, jb->jb_id,
+            (unsigned long long)st.cs_failed);
+    }
+    eddy__mutex_unlock(&jm->jm_mu);
+    resp->hs_status = 200;
+    resp->hs_body = b;
+    resp->hs_body_len = o;
+    resp->hs_content_type = "text/plain; version=0.0.4";
+}
+
+void eddy__jm_rest_routes(eddy__jm_t *jm)
+{
+    eddy__http_server_t *s = jm->jm_http;
+    eddy__http_route(s, "GET", "/", h_health, jm);
+    eddy__http_route(s, "GET", "/overview", h_overview, jm);
+    eddy__http_route(s, "GET", "/cluster/metrics", h_cluster_metrics, jm);
+    eddy__http_route(s, "GET", "/taskmanagers", h_taskmanagers, jm);
+    eddy__http_route(s, "GET", "/metrics", h_metrics, jm);
+    eddy__http_route(s, "GET", "/jobs", h_jobs, jm);
+    eddy__http_route(s, "POST", "/jobs/submit", h_submit, jm);
+    eddy__http_route(s, "GET", "/jobs/{id}", h_job, jm);
+    eddy__http_route(s, "GET", "/jobs/{id}/status", h_job_status, jm);
+    eddy__http_route(s, "GET", "/jobs/{id}/metrics", h_job_metrics, jm);
+    eddy__http_route(s, "GET", "/jobs/{id}/checkpoints", h_job_checkpoints, jm);
+    eddy__http_route(s, "GET", "/jobs/{id}/exceptions", h_job_exceptions, jm);
+    eddy__http_route(s, "POST", "/jobs/{id}/cancel", h_job_cancel, jm);
+    eddy__http_route(s, "POST", "/jobs/{id}/savepoint", h_job_savepoint, jm);
+    eddy__http_route(s, "GET", "/jobs/{id}/savepoints/{request}",
+                     h_job_savepoint_get, jm);
+    eddy__http_route(s, "POST", "/jobs/{id}/stop", h_job_stop, jm);
+    eddy__http_route(s, "GET", "/jobs/{id}/artifact", h_artifact, jm);
+}
