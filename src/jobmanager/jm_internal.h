@@ -45,6 +45,17 @@ typedef struct jm_savepoint {
     int sp_result; /* 0 pending, 1 completed, -1 failed */
 } jm_savepoint_t;
 
+/* A task's figures from its TaskManager's heartbeats, and rates derived
+ * from the last two reports. */
+typedef struct jm_task_metrics {
+    uint64_t tm_records_in;
+    uint64_t tm_bp_ns;
+    int64_t tm_watermark; /* INT64_MIN: none yet */
+    int64_t tm_at_ms;     /* when the report arrived; 0: never */
+    double tm_rate;       /* records in per second */
+    double tm_bp_ratio;   /* share of time its writers were blocked */
+} jm_task_metrics_t;
+
 typedef struct jm_job {
     char jb_id[33];
     char jb_name[256];
@@ -76,7 +87,7 @@ typedef struct jm_job {
     const char *jb_sp_pending_dir; /* the savepoint being triggered */
     bool jb_stopping;              /* stop-with-savepoint: cancel after */
     int64_t jb_cancel_deadline;    /* CANCELLING/RESTARTING: give up waiting */
-    uint64_t jb_records_in, jb_records_out; /* from heartbeats (future) */
+    jm_task_metrics_t *jb_metrics; /* per global task, this attempt */
 } jm_job_t;
 
 /* A REST action run by the main loop. */

@@ -535,6 +535,7 @@ static void deploy(eddy__jm_t *jm, jm_job_t *jb)
         return;
     }
     jb->jb_attempt++;
+    memset(jb->jb_metrics, 0, sizeof(*jb->jb_metrics) * (size_t)jb->jb_ntasks);
     /* Slot sharing: slot k runs subtask k of every vertex. */
     for (int k = 0; k < need; k++) {
         tm_of_slot[k]->tm_slot_job[slot_idx[k]] = jb;
@@ -788,6 +789,34 @@ static void on_task_state(eddy__jm_t *jm, jm_tm_t *tm,
     }
 }
 
+static void on_metrics(eddy__jm_t *jm, jm_tm_t *tm,
+                       const Eddy__Rpc__Heartbeat *hb)
+{
+    int64_t now = now_ms();
+    for (size_t i = 0; i < hb->n_tasks; i++) {
+        const Eddy__Rpc__TaskMetrics *m = hb->tasks[i];
+        jm_job_t *jb = eddy__jm_find_job(jm, m->job_id ? m->job_id : "");
+        if (jb == NULL || (int)m->attempt != jb->jb_attempt ||
+            (int)m->task_index >= jb->jb_ntasks ||
+            jb->jb_task_tm[m->task_index] != tm) {
+            continue;
+        }
+        jm_task_metrics_t *x = &jb->jb_metrics[m->task_index];
+        if (x->tm_at_ms > 0 && now > x->tm_at_ms &&
+            m->records_in >= x->tm_records_in &&
+            m->backpressure_ns >= x->tm_bp_ns) {
+            double dt = (double)(now - x->tm_at_ms) / 1000.0;
+            x->tm_rate = (double)(m->records_in - x->tm_records_in) / dt;
+            x->tm_bp_ratio = EDDY_MIN(
+                1.0, (double)(m->backpressure_ns - x->tm_bp_ns) / (dt * 1e9));
+        }
+        x->tm_records_in = m->records_in;
+        x->tm_bp_ns = m->backpressure_ns;
+        x->tm_watermark = m->watermark_ms;
+        x->tm_at_ms = now;
+    }
+}
+
 static void on_frame(eddy__jm_t *jm, jm_tm_t *tm, eddy__rpc_env_t *env)
 {
     tm->tm_last_hb_ms = now_ms();
@@ -801,6 +830,7 @@ static void on_frame(eddy__jm_t *jm, jm_tm_t *tm, eddy__rpc_env_t *env)
     }
     switch (env->body_case) {
     case EDDY__RPC__ENVELOPE__BODY_HEARTBEAT:
+        on_metrics(jm, tm, env->heartbeat);
         break;
     case EDDY__RPC__ENVELOPE__BODY_TASK_STATE:
         on_task_state(jm, tm, env->task_state);
@@ -1074,6 +1104,8 @@ static jm_job_t *job_new(eddy__jm_t *jm, const char *id, json_t *plan)
     }
     jb->jb_task_state = eddy__calloc((size_t)jb->jb_ntasks, sizeof(int));
     jb->jb_task_tm = eddy__calloc((size_t)jb->jb_ntasks, sizeof(void *));
+    jb->jb_metrics =
+        eddy__calloc((size_t)jb->jb_ntasks, sizeof(*jb->jb_metrics));
     eddy__config_init(&jb->jb_cfg);
     const char *k;
     json_object_foreach(json_object_get(plan, "config"), k, v)
@@ -1200,6 +1232,7 @@ int eddy__jm_submit(eddy__jm_t *jm, const char *so_path, int parallelism,
         eddy__config_free(&jb->jb_cfg);
         free(jb->jb_task_state);
         free(jb->jb_task_tm);
+        free(jb->jb_metrics);
         free(jb->jb_artifact);
         free(jb->jb_savepoint);
         free(jb);
@@ -1479,6 +1512,7 @@ void eddy__jm_destroy(eddy__jm_t *jm)
         eddy__config_free(&jb->jb_cfg);
         free(jb->jb_task_state);
         free(jb->jb_task_tm);
+        free(jb->jb_metrics);
         free(jb->jb_artifact);
         free(jb->jb_savepoint);
         free(jb->jb_restore_dir);

@@ -235,23 +235,69 @@ static void h_job(void *arg, const eddy__http_req_t *req,
     eddy__mutex_unlock(&jm->jm_mu);
 }
 
+/* Per vertex: records in (total and per second, summed over subtasks), the
+ * worst back-pressure ratio, the lowest input watermark; per subtask the
+ * same figures as the TaskManagers last reported them. */
 static void h_job_metrics(void *arg, const eddy__http_req_t *req,
                           eddy__http_resp_t *resp)
 {
     eddy__jm_t *jm = arg;
     eddy__mutex_lock(&jm->jm_mu);
     jm_job_t *jb = job_param(jm, req, resp);
-    if (jb != NULL) {
-        int running = 0;
-        for (int t = 0; t < jb->jb_ntasks; t++) {
-            running += jb->jb_task_state[t] == JM_TASK_RUNNING;
-        }
-        eddy__http_json(resp, 200,
-                        json_pack("{s:s, s:i, s:i, s:i}", "job_id", jb->jb_id,
-                                  "tasks", jb->jb_ntasks, "tasks_running",
-                                  running, "restarts", jb->jb_restarts));
+    if (jb == NULL) {
+        eddy__mutex_unlock(&jm->jm_mu);
+        return;
     }
+    json_t *vs = json_array();
+    size_t vi;
+    json_t *v;
+    int t = 0;
+    json_array_foreach(json_object_get(jb->jb_plan, "vertices"), vi, v)
+    {
+        int par = (int)json_integer_value(json_object_get(v, "parallelism"));
+        uint64_t in = 0;
+        double rate = 0, bp = 0;
+        int64_t wm = INT64_MAX;
+        bool any_wm = false;
+        json_t *subs = json_array();
+        for (int k = 0; k < par && t < jb->jb_ntasks; k++, t++) {
+            const jm_task_metrics_t *x = &jb->jb_metrics[t];
+            in += x->tm_records_in;
+            rate += x->tm_rate;
+            bp = EDDY_MAX(bp, x->tm_bp_ratio);
+            bool has_wm = x->tm_at_ms > 0 && x->tm_watermark != INT64_MIN;
+            if (has_wm) {
+                any_wm = true;
+                wm = EDDY_MIN(wm, x->tm_watermark);
+            }
+            json_array_append_new(
+                subs,
+                json_pack("{s:i, s:I, s:f, s:f, s:o}", "subtask", k,
+                          "records_in", (json_int_t)x->tm_records_in,
+                          "records_in_per_second", x->tm_rate,
+                          "backpressure_ratio", x->tm_bp_ratio, "watermark",
+                          has_wm ? json_integer(x->tm_watermark)
+                                 : json_null()));
+        }
+        json_array_append_new(
+            vs,
+            json_pack("{s:I, s:O, s:i, s:I, s:f, s:f, s:o, s:o}", "index",
+                      (json_int_t)vi, "name", json_object_get(v, "name"),
+                      "parallelism", par, "records_in", (json_int_t)in,
+                      "records_in_per_second", rate, "backpressure_ratio", bp,
+                      "watermark", any_wm ? json_integer(wm) : json_null(),
+                      "subtasks", subs));
+    }
+    int running = 0;
+    for (int k = 0; k < jb->jb_ntasks; k++) {
+        running += jb->jb_task_state[k] == JM_TASK_RUNNING;
+    }
+    json_t *o = json_pack("{s:s, s:s, s:i, s:i, s:i, s:o}", "job_id", jb->jb_id,
+                          "state", eddy__job_state_name(jb->jb_state), "tasks",
+                          jb->jb_ntasks, "tasks_running", running, "restarts",
+                          jb->jb_restarts, "vertices", vs);
     eddy__mutex_unlock(&jm->jm_mu);
+    eddy__http_json(resp, 200, o);
 }
 
 static json_t *checkpoint_json(const eddy__meta_checkpoint_t *c)
@@ -573,6 +619,26 @@ static void h_submit(void *arg, const eddy__http_req_t *req,
     eddy__http_json(resp, 200, json_pack("{s:s}", "job_id", job_id));
 }
 
+/* A Prometheus label value: backslash, double quote and newline escaped;
+ * cut to fit. */
+static const char *label(const char *in, char *buf, size_t size)
+{
+    size_t o = 0;
+    for (; *in != '\0' && o + 3 < size; in++) {
+        if (*in == '\\' || *in == '"') {
+            buf[o++] = '\\';
+            buf[o++] = *in;
+        } else if (*in == '\n') {
+            buf[o++] = '\\';
+            buf[o++] = 'n';
+        } else {
+            buf[o++] = *in;
+        }
+    }
+    buf[o] = '\0';
+    return buf;
+}
+
 /* Prometheus text format (JobManager-level gauges and counters). */
 static void h_metrics(void *arg, const eddy__http_req_t *req,
                       eddy__http_resp_t *resp)
@@ -601,6 +667,66 @@ static void h_metrics(void *arg, const eddy__http_req_t *req,
         o += (size_t)snprintf(b + o, cap - o,
                               "eddy_restarts_total{job_id=\"%s\"} %d\n",
                               jb->jb_id, jb->jb_restarts);
+    }
+    static const char *const series[][3] = {
+        {"eddy_records_in_total", "counter", "Records a task took in."},
+        {"eddy_backpressure_ratio", "gauge",
+         "Share of time a task's writers waited for room downstream."},
+        {"eddy_current_input_watermark_seconds", "gauge",
+         "A task's input watermark."},
+    };
+    for (size_t k = 0; k < EDDY_ARRAY_SIZE(series); k++) {
+        o += (size_t)snprintf(b + o, cap - o, "# HELP %s %s\n# TYPE %s %s\n",
+                              series[k][0], series[k][2], series[k][0],
+                              series[k][1]);
+        for (int i = 0; i < jm->jm_njobs; i++) {
+            jm_job_t *jb = jm->jm_jobs[i];
+            if (jb->jb_state != EDDY__JOB_RUNNING) {
+                continue;
+            }
+            char name[600];
+            label(jb->jb_name, name, sizeof(name));
+            size_t vi;
+            json_t *v;
+            int t = 0;
+            json_array_foreach(json_object_get(jb->jb_plan, "vertices"), vi, v)
+            {
+                char task[600];
+                label(json_string_value(json_object_get(v, "name")), task,
+                      sizeof(task));
+                int par =
+                    (int)json_integer_value(json_object_get(v, "parallelism"));
+                for (int sub = 0; sub < par && t < jb->jb_ntasks; sub++, t++) {
+                    const jm_task_metrics_t *x = &jb->jb_metrics[t];
+                    if (x->tm_at_ms == 0 ||
+                        (k == 2 && x->tm_watermark == INT64_MIN) ||
+                        jb->jb_task_tm[t] == NULL) {
+                        continue;
+                    }
+                    if (cap - o < 2048) {
+                        cap *= 2;
+                        b = eddy__realloc(b, cap);
+                    }
+                    o += (size_t)snprintf(
+                        b + o, cap - o,
+                        "%s{job_id=\"%s\",job_name=\"%s\",task=\"%s\","
+                        "subtask=\"%d\",tm_id=\"%s\"} ",
+                        series[k][0], jb->jb_id, name, task, sub,
+                        jb->jb_task_tm[t]->tm_id);
+                    if (k == 0) {
+                        o += (size_t)snprintf(
+                            b + o, cap - o, "%llu\n",
+                            (unsigned long long)x->tm_records_in);
+                    } else if (k == 1) {
+                        o += (size_t)snprintf(b + o, cap - o, "%.6f\n",
+                                              x->tm_bp_ratio);
+                    } else {
+                        o += (size_t)snprintf(b + o, cap - o, "%.3f\n",
+                                              (double)x->tm_watermark / 1000.0);
+                    }
+                }
+            }
+        }
     }
     o += (size_t)snprintf(b + o, cap - o,
                           "# HELP eddy_checkpoints_total Checkpoints by "

@@ -272,6 +272,8 @@ static int build_job(eddy__job_t *job, eddy_env_t *env, eddy__plan_t *pl,
             t->t_parallelism = vx->vx_parallelism;
             t->t_name = vx->vx_name;
             t->t_wm = INT64_MIN;
+            atomic_init(&t->t_m_records_in, 0);
+            atomic_init(&t->t_m_wm, INT64_MIN);
             t->t_next_tick_ms = INT64_MAX;
             if (vrt[v].nin > 0) {
                 t->t_nin = vrt[v].nin;
@@ -500,6 +502,26 @@ int eddy__job_new(eddy_env_t *env, eddy__plan_t *pl,
 int eddy__job_run(eddy__job_t *job, eddy_error_t *err)
 {
     return run_tasks(job, err);
+}
+
+uint64_t eddy__task_backpressure_ns(const eddy__task_t *t)
+{
+    uint64_t ns = 0;
+    for (int i = 0; i < t->t_nwriters; i++) {
+        const eddy__writer_t *wr = t->t_writers[i];
+        for (int c = 0; c < wr->wr_nchan; c++) {
+            const eddy__outchan_t *oc = &wr->wr_chans[c];
+            if (oc->oc_push == eddy__gate_push) {
+                /* A local channel has one producer: its blocked time is
+                 * this task's. */
+                eddy__inchan_t *ic = oc->oc_target;
+                ns += atomic_load_explicit(&ic->ic_bp_ns, memory_order_relaxed);
+            } else if (oc->oc_push == eddy__dp_push) {
+                ns += eddy__dp_out_wait_ns(oc->oc_target);
+            }
+        }
+    }
+    return ns;
 }
 
 void eddy__job_cancel(eddy__job_t *job)

@@ -451,6 +451,9 @@ struct eddy__task {
     pthread_t t_thread;
     bool t_started;
     uint64_t t_records_in;
+    /* Published copies for other threads (metrics), updated per buffer. */
+    atomic_uint_fast64_t t_m_records_in;
+    atomic_int_fast64_t t_m_wm;
     /* Checkpoints (snapshot.c). The mailbox: the coordinator side stores
      * ids and raises t_mail; the task thread looks between buffers. */
     int t_index;                    /* in the job, for acknowledgements */
@@ -534,6 +537,9 @@ int eddy__job_run(eddy__job_t *job, eddy_error_t *err);
  * (any thread; not async-signal-safe). */
 void eddy__job_cancel(eddy__job_t *job);
 void eddy__job_destroy(eddy__job_t *job);
+/* Nanoseconds the task's writers spent blocked waiting for room or credit
+ * downstream (its back pressure); any thread, while the job exists. */
+uint64_t eddy__task_backpressure_ns(const eddy__task_t *t);
 /* The operators of the plan for checkpoint metadata and the JobManager:
  * {uid: {"name", "parallelism", "max_parallelism"}}. */
 json_t *eddy__plan_operators_json(eddy_env_t *env, const eddy__plan_t *pl);

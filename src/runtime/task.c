@@ -607,6 +607,11 @@ static int run_input(eddy__task_t *t)
         }
         eddy__deser_push(&t->t_deser[ch], b);
         rc = drain(t, ch);
+        /* Metrics readers (a TaskManager's heartbeat) see these; once per
+         * buffer keeps the per-record counter a plain increment. */
+        atomic_store_explicit(&t->t_m_records_in, t->t_records_in,
+                              memory_order_relaxed);
+        atomic_store_explicit(&t->t_m_wm, t->t_wm, memory_order_relaxed);
         if (rc == 0) {
             rc = drain_unblocked(t);
         }

@@ -605,6 +605,41 @@ static void on_peer_lost(void *arg, const char *peer, const char *reason)
     eddy__mutex_unlock(&tm->tm_mu);
 }
 
+/* What every running task did so far, for the heartbeat (the JobManager
+ * turns it into rates and serves it as metrics). */
+static size_t collect_metrics(eddy__tm_t *tm, Eddy__Rpc__TaskMetrics **out,
+                              Eddy__Rpc__TaskMetrics ***ptrs)
+{
+    size_t n = 0, cap = 0;
+    eddy__mutex_lock(&tm->tm_mu);
+    for (int k = 0; k < tm->tm_natt; k++) {
+        eddy__job_t *job = tm->tm_att[k]->a_job;
+        cap += job != NULL ? (size_t)job->j_ntasks : 0;
+    }
+    *out = eddy__calloc(cap + 1, sizeof(**out));
+    *ptrs = eddy__calloc(cap + 1, sizeof(**ptrs));
+    for (int k = 0; k < tm->tm_natt; k++) {
+        tm_attempt_t *a = tm->tm_att[k];
+        eddy__job_t *job = a->a_job;
+        for (int i = 0; job != NULL && i < job->j_ntasks; i++) {
+            eddy__task_t *t = job->j_tasks[i];
+            Eddy__Rpc__TaskMetrics *m = &(*out)[n];
+            eddy__rpc__task_metrics__init(m);
+            m->job_id = a->a_job_id;
+            m->attempt = (uint32_t)a->a_attempt;
+            m->task_index = (uint32_t)t->t_index;
+            m->records_in =
+                atomic_load_explicit(&t->t_m_records_in, memory_order_relaxed);
+            m->backpressure_ns = eddy__task_backpressure_ns(t);
+            m->watermark_ms =
+                atomic_load_explicit(&t->t_m_wm, memory_order_relaxed);
+            (*ptrs)[n++] = m;
+        }
+    }
+    eddy__mutex_unlock(&tm->tm_mu);
+    return n;
+}
+
 /* ---- the JobManager connection ---- */
 
 static void disconnect(eddy__tm_t *tm, const char *why)
@@ -814,7 +849,12 @@ int eddy__tm_run(eddy__tm_t *tm, volatile int *stop)
             eddy__rpc_env_t env = EDDY__RPC__ENVELOPE__INIT;
             env.body_case = EDDY__RPC__ENVELOPE__BODY_HEARTBEAT;
             env.heartbeat = &hb;
+            Eddy__Rpc__TaskMetrics *tms = NULL, **tmp = NULL;
+            hb.n_tasks = collect_metrics(tm, &tms, &tmp);
+            hb.tasks = tmp;
             send_env(tm, &env);
+            free(tms);
+            free(tmp);
         }
         ack_finished(tm);
         reap_attempts(tm);
