@@ -85,6 +85,7 @@ typedef struct jm_job {
     jm_savepoint_t jb_sp[8];
     int jb_nsp;
     const char *jb_sp_pending_dir; /* the savepoint being triggered */
+    bool jb_sp_pending_drain;      /* ... for a stop with drain */
     bool jb_stopping;              /* stop-with-savepoint: cancel after */
     int64_t jb_cancel_deadline;    /* CANCELLING/RESTARTING: give up waiting */
     jm_task_metrics_t *jb_metrics; /* per global task, this attempt */

@@ -286,6 +286,7 @@ static void hook_trigger(void *arg, int64_t id, bool savepoint)
     tc.savepoint = savepoint;
     tc.target_dir = dir;
     tc.attempt = (uint32_t)jb->jb_attempt;
+    tc.drain = savepoint && jb->jb_sp_pending_drain;
     eddy__rpc_env_t env = EDDY__RPC__ENVELOPE__INIT;
     env.body_case = EDDY__RPC__ENVELOPE__BODY_TRIGGER_CHECKPOINT;
     env.trigger_checkpoint = &tc;
@@ -1019,8 +1020,10 @@ static void cmd_savepoint(eddy__jm_t *jm, jm_job_t *jb, jm_cmd_t *c, bool stop)
     s->sp_stop = stop;
     eddy_error_t err = {0};
     jb->jb_sp_pending_dir = s->sp_dir;
+    jb->jb_sp_pending_drain = stop && c->cm_drain;
     int64_t id = eddy__coord_trigger_savepoint(jb->jb_coord, s->sp_dir, &err);
     jb->jb_sp_pending_dir = NULL;
+    jb->jb_sp_pending_drain = false;
     if (id < 0) {
         reply(c, 409, json_pack("{s:s}", "error", err.msg));
         return;

@@ -477,6 +477,10 @@ struct eddy__task {
 
 /* A barrier's value: the checkpoint id, with this bit for savepoints. */
 #define EDDY__BARRIER_SAVEPOINT (INT64_C(1) << 62)
+/* In a source's trigger only (never in a barrier): stop with drain — the
+ * source sends the maximal watermark first, so every window fires and its
+ * results are in the savepoint. */
+#define EDDY__TRIGGER_DRAIN (INT64_C(1) << 61)
 
 /*
  * How a job's tasks reach the checkpoint coordinator: a direct call in the
@@ -564,6 +568,9 @@ void eddy__job_wake_all(eddy__job_t *job);
 /* The input ended: end_input of every operator, flush, end-of-partition
  * downstream. Runs once (sets t_ended). */
 int eddy__task_finish(eddy__task_t *t);
+/* Stop with drain: event time jumps to the end at the source task's head
+ * (the maximal watermark goes downstream, in band). */
+int eddy__task_drain(eddy__task_t *t);
 /* Pushes out buffered output of every operator and writer of the task. */
 int eddy__task_flush(eddy__task_t *t);
 /* Recomputes t_next_tick_ms after an operator changed its op_next_tick_ms. */

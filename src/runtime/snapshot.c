@@ -745,10 +745,15 @@ int eddy__task_check_mail(eddy__task_t *t)
     /* Triggers last: a snapshot should build on the newest completion the
      * task knows of (incremental backends reference its files). */
     int64_t trig = atomic_load(&t->t_trigger);
-    int64_t tid = trig & ~EDDY__BARRIER_SAVEPOINT;
+    int64_t tid = trig & ~(EDDY__BARRIER_SAVEPOINT | EDDY__TRIGGER_DRAIN);
     if (rc == 0 && t->t_gate == NULL && tid > t->t_trigger_seen) {
         t->t_trigger_seen = tid;
-        rc = take_snapshot(t, tid, (trig & EDDY__BARRIER_SAVEPOINT) != 0);
+        if ((trig & EDDY__TRIGGER_DRAIN) != 0) {
+            rc = eddy__task_drain(t);
+        }
+        if (rc == 0) {
+            rc = take_snapshot(t, tid, (trig & EDDY__BARRIER_SAVEPOINT) != 0);
+        }
     }
     return rc;
 }

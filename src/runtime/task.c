@@ -316,6 +316,11 @@ static int deliver_watermark(eddy__op_t *op, int64_t wm)
     return eddy__op_forward_watermark(op, wm);
 }
 
+int eddy__task_drain(eddy__task_t *t)
+{
+    return deliver_watermark(t->t_ops[0], INT64_MAX);
+}
+
 int eddy__op_forward_watermark(eddy__op_t *op, int64_t wm)
 {
     if (wm <= op->op_out_wm) {

@@ -502,7 +502,8 @@ static void on_trigger(eddy__tm_t *tm, const Eddy__Rpc__TriggerCheckpoint *m)
             if (t->t_gate == NULL) {
                 atomic_store(&t->t_trigger,
                              m->checkpoint_id |
-                                 (m->savepoint ? EDDY__BARRIER_SAVEPOINT : 0));
+                                 (m->savepoint ? EDDY__BARRIER_SAVEPOINT : 0) |
+                                 (m->drain ? EDDY__TRIGGER_DRAIN : 0));
                 poke(t);
             }
         }
