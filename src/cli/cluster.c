@@ -50,6 +50,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "checkpoint/storage.h"
 #include "cli/commands.h"
 #include "common/settings.h"
 #include "rest/client.h"
@@ -175,22 +176,6 @@ static void sleep_ms(int ms)
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
     }
-}
-
-static int mkdirs(const char *path)
-{
-    char tmp[PATH_MAX];
-    eddy__fmt(tmp, sizeof(tmp), "%s", path);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p == '/') {
-            *p = '\0';
-            if (mkdir(tmp, 0755) != 0 && errno != EEXIST) {
-                return -1;
-            }
-            *p = '/';
-        }
-    }
-    return mkdir(tmp, 0755) == 0 || errno == EEXIST ? 0 : -1;
 }
 
 static const char *absolute(const char *path, char *buf, size_t size)
@@ -886,7 +871,8 @@ static int cluster_start(cluster_t *cl)
                     strerror(errno));
     }
     cl->cl_exe[len] = '\0';
-    if (mkdirs(cl->cl_run) != 0 || mkdirs(cl->cl_logdir) != 0) {
+    if (eddy__mkdirs(cl->cl_run, NULL) != 0 ||
+        eddy__mkdirs(cl->cl_logdir, NULL) != 0) {
         return fail(cl, "cannot create %s: %s", cl->cl_dir, strerror(errno));
     }
     member_t *old = NULL;

@@ -1076,20 +1076,6 @@ static void run_commands(eddy__jm_t *jm)
 
 /* ---- submission ---- */
 
-static int mkdirs(const char *path)
-{
-    char tmp[4096];
-    eddy__fmt(tmp, sizeof(tmp), "%s", path);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p == '/') {
-            *p = '\0';
-            mkdir(tmp, 0755);
-            *p = '/';
-        }
-    }
-    return mkdir(tmp, 0755) == 0 || errno == EEXIST ? 0 : -1;
-}
-
 static jm_job_t *job_new(eddy__jm_t *jm, const char *id, json_t *plan)
 {
     jm_job_t *jb = eddy__calloc(1, sizeof(*jb));
@@ -1130,6 +1116,20 @@ static jm_job_t *job_new(eddy__jm_t *jm, const char *id, json_t *plan)
     return jb;
 }
 
+static void job_free(jm_job_t *jb)
+{
+    json_decref(jb->jb_plan);
+    json_decref(jb->jb_args);
+    eddy__config_free(&jb->jb_cfg);
+    free(jb->jb_task_state);
+    free(jb->jb_task_tm);
+    free(jb->jb_metrics);
+    free(jb->jb_artifact);
+    free(jb->jb_savepoint);
+    free(jb->jb_restore_dir);
+    free(jb);
+}
+
 static void job_apply_interval(jm_job_t *jb, int64_t interval)
 {
     if (interval > 0) {
@@ -1153,7 +1153,7 @@ int eddy__jm_submit(eddy__jm_t *jm, const char *so_path, int parallelism,
     char dir[4096], so[4200];
     eddy__fmt(dir, sizeof(dir), "%s/%s", jm->jm_artifact_dir, id);
     eddy__fmt(so, sizeof(so), "%s/job.so", dir);
-    if (mkdirs(dir) != 0 || rename(so_path, so) != 0) {
+    if (eddy__mkdirs(dir, NULL) != 0 || rename(so_path, so) != 0) {
         return eddy_error_set(err, EDDY_ERR_IO,
                               "cannot store the artifact under %s: %s", dir,
                               strerror(errno));
@@ -1229,16 +1229,7 @@ int eddy__jm_submit(eddy__jm_t *jm, const char *so_path, int parallelism,
     eddy__mutex_unlock(&jm->jm_mu);
     free(args_text);
     if (rc != 0) {
-        /* never added: free it */
-        json_decref(jb->jb_plan);
-        json_decref(jb->jb_args);
-        eddy__config_free(&jb->jb_cfg);
-        free(jb->jb_task_state);
-        free(jb->jb_task_tm);
-        free(jb->jb_metrics);
-        free(jb->jb_artifact);
-        free(jb->jb_savepoint);
-        free(jb);
+        job_free(jb); /* never added */
         return rc;
     }
     eddy__jm_wake(jm);
@@ -1356,8 +1347,10 @@ int eddy__jm_new(const eddy__settings_t *st, const char *exe, eddy__jm_t **out,
     } else {
         jm->jm_ck_dir = eddy__strdup(ck);
     }
-    if (mkdirs(jm->jm_data_dir) != 0 || mkdirs(jm->jm_artifact_dir) != 0 ||
-        mkdirs(jm->jm_upload_dir) != 0 || mkdirs(jm->jm_ck_dir) != 0) {
+    if (eddy__mkdirs(jm->jm_data_dir, NULL) != 0 ||
+        eddy__mkdirs(jm->jm_artifact_dir, NULL) != 0 ||
+        eddy__mkdirs(jm->jm_upload_dir, NULL) != 0 ||
+        eddy__mkdirs(jm->jm_ck_dir, NULL) != 0) {
         eddy_error_set(err, EDDY_ERR_IO, "cannot create the data dir %s: %s",
                        jm->jm_data_dir, strerror(errno));
         eddy__jm_destroy(jm);
@@ -1510,16 +1503,7 @@ void eddy__jm_destroy(eddy__jm_t *jm)
             eddy__coord_stop(jb->jb_coord);
             eddy__coord_destroy(jb->jb_coord);
         }
-        json_decref(jb->jb_plan);
-        json_decref(jb->jb_args);
-        eddy__config_free(&jb->jb_cfg);
-        free(jb->jb_task_state);
-        free(jb->jb_task_tm);
-        free(jb->jb_metrics);
-        free(jb->jb_artifact);
-        free(jb->jb_savepoint);
-        free(jb->jb_restore_dir);
-        free(jb);
+        job_free(jb);
     }
     free(jm->jm_jobs);
     for (int i = 0; i < jm->jm_ntms; i++) {

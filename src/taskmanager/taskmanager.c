@@ -3,6 +3,7 @@
  * Copyright (c) 2026 the eddy authors. MIT licence (see LICENSE).
  */
 #include "taskmanager/taskmanager.h"
+#include "checkpoint/storage.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -82,20 +83,6 @@ struct eddy__tm {
 static int64_t now_ms(void)
 {
     return eddy__now_ms();
-}
-
-static int mkdirs(const char *path)
-{
-    char tmp[4096];
-    eddy__fmt(tmp, sizeof(tmp), "%s", path);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p == '/') {
-            *p = '\0';
-            mkdir(tmp, 0755);
-            *p = '/';
-        }
-    }
-    return mkdir(tmp, 0755) == 0 || errno == EEXIST ? 0 : -1;
 }
 
 static void send_env(eddy__tm_t *tm, eddy__rpc_env_t *env)
@@ -279,7 +266,7 @@ static void *attempt_main(void *arg)
     struct stat sb;
     int rc = 0;
     if (stat(so, &sb) != 0) {
-        mkdirs(dir);
+        eddy__mkdirs(dir, NULL);
         rc = eddy__rest_download(tm->tm_rest, a->a_artifact_url, so, 60000,
                                  &err);
     }
@@ -780,7 +767,7 @@ int eddy__tm_new(const eddy__settings_t *st, const char *jobmanager,
     tm->tm_data_dir = eddy__strdup(buf);
     pthread_mutex_init(&tm->tm_mu, NULL);
     pthread_mutex_init(&tm->tm_send_mu, NULL);
-    if (mkdirs(tm->tm_data_dir) != 0) {
+    if (eddy__mkdirs(tm->tm_data_dir, NULL) != 0) {
         rc = eddy_error_set(err, EDDY_ERR_IO, "cannot create %s: %s",
                             tm->tm_data_dir, strerror(errno));
         eddy__tm_destroy(tm);
