@@ -148,7 +148,8 @@ int eddy__jm_free_slots(eddy__jm_t *jm, int *total, int *active_tms);
  * entry and exit). */
 void eddy__jm_command(eddy__jm_t *jm, jm_cmd_t *cmd);
 /* Adds a submitted job (jm_mu not held). */
-int eddy__jm_submit(eddy__jm_t *jm, const char *so_path, int parallelism,
+int eddy__jm_submit(eddy__jm_t *jm, const char *so_path,
+                    const char *display_name, int parallelism,
                     int64_t ck_interval, const char *savepoint, json_t *args,
                     char *job_id, eddy_error_t *err);
 void eddy__jm_wake(eddy__jm_t *jm);

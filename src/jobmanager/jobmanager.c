@@ -1144,7 +1144,8 @@ static void job_apply_interval(jm_job_t *jb, int64_t interval)
     }
 }
 
-int eddy__jm_submit(eddy__jm_t *jm, const char *so_path, int parallelism,
+int eddy__jm_submit(eddy__jm_t *jm, const char *so_path,
+                    const char *display_name, int parallelism,
                     int64_t ck_interval, const char *savepoint, json_t *args,
                     char *job_id, eddy_error_t *err)
 {
@@ -1174,6 +1175,15 @@ int eddy__jm_submit(eddy__jm_t *jm, const char *so_path, int parallelism,
     int rc = eddy__inspect_job(&io, so, p, argv, (int)nargs, &plan, err);
     free(argv);
     if (rc != 0) {
+        /* The user knows the file by the name they uploaded, not by where
+         * the JobManager keeps it. */
+        char *at = strstr(err->msg, so);
+        if (at != NULL && display_name != NULL) {
+            char msg[sizeof(err->msg)];
+            eddy__fmt(msg, sizeof(msg), "%.*s%s%s", (int)(at - err->msg),
+                      err->msg, display_name, at + strlen(so));
+            eddy__fmt(err->msg, sizeof(err->msg), "%s", msg);
+        }
         unlink(so);
         rmdir(dir);
         return rc;

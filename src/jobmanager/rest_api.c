@@ -609,8 +609,8 @@ static void h_submit(void *arg, const eddy__http_req_t *req,
     }
     char job_id[33];
     eddy_error_t err = {0};
-    int rc = eddy__jm_submit(jm, file->hp_file_path, (int)par, interval,
-                             savepoint, args, job_id, &err);
+    int rc = eddy__jm_submit(jm, file->hp_file_path, file->hp_filename,
+                             (int)par, interval, savepoint, args, job_id, &err);
     json_decref(args);
     if (rc != 0) {
         eddy__http_error(resp, rc == EDDY_ERR_IO ? 500 : 400, "%s", err.msg);
