@@ -23,8 +23,8 @@ extern const char *const eddy__cli_kafka_dev_usage;
 #include "eddy/error.h"
 EDDY_EXPORT int eddy__cli_jobmanager(int argc, char **argv, const char *exe);
 EDDY_EXPORT int eddy__cli_taskmanager(int argc, char **argv);
-EDDY_EXPORT extern const char *const eddy__cli_jobmanager_usage;
-EDDY_EXPORT extern const char *const eddy__cli_taskmanager_usage;
+extern const char *const eddy__cli_jobmanager_usage;
+extern const char *const eddy__cli_taskmanager_usage;
 /* `eddy __inspect` (src/jobmanager/inspect.c): the JobManager's child. */
 EDDY_EXPORT int eddy__cli_inspect(int argc, char **argv);
 
@@ -40,11 +40,11 @@ EDDY_EXPORT int eddy__cli_status(int argc, char **argv);
 EDDY_EXPORT int eddy__cli_cancel(int argc, char **argv);
 EDDY_EXPORT int eddy__cli_savepoint(int argc, char **argv);
 EDDY_EXPORT int eddy__cli_stop(int argc, char **argv);
-EDDY_EXPORT extern const char *const eddy__cli_list_usage;
-EDDY_EXPORT extern const char *const eddy__cli_status_usage;
-EDDY_EXPORT extern const char *const eddy__cli_cancel_usage;
-EDDY_EXPORT extern const char *const eddy__cli_savepoint_usage;
-EDDY_EXPORT extern const char *const eddy__cli_stop_usage;
+extern const char *const eddy__cli_list_usage;
+extern const char *const eddy__cli_status_usage;
+extern const char *const eddy__cli_cancel_usage;
+extern const char *const eddy__cli_savepoint_usage;
+extern const char *const eddy__cli_stop_usage;
 
 /*
  * `eddy run JOB.so` without --local, once main.c has parsed and checked the
@@ -71,6 +71,14 @@ EDDY_EXPORT int eddy__cli_run_remote(const eddy__cli_run_opts_t *o);
 /* `eddy cluster start|stop` (src/cli/cluster.c): a JobManager and
  * TaskManagers in the background, pid files and logs under the data dir. */
 EDDY_EXPORT int eddy__cli_cluster(int argc, char **argv);
-EDDY_EXPORT extern const char *const eddy__cli_cluster_usage;
+extern const char *const eddy__cli_cluster_usage;
+
+/*
+ * The --help text of a command implemented in libeddy ("jobmanager",
+ * "list", "cluster", ...), or NULL. A function, not exported variables:
+ * a program that also loads libeddy.so (the inspection tests) would
+ * otherwise carry two definitions of one exported global.
+ */
+EDDY_EXPORT const char *eddy__cli_usage(const char *command);
 
 #endif /* EDDY_CLI_COMMANDS_H */

@@ -261,3 +261,26 @@ int eddy__cli_inspect(int argc, char **argv)
 {
     return eddy__inspect_main(argc, argv);
 }
+
+const char *eddy__cli_usage(const char *command)
+{
+    static const struct {
+        const char *name;
+        const char *const *text;
+    } usages[] = {
+        {"jobmanager", &eddy__cli_jobmanager_usage},
+        {"taskmanager", &eddy__cli_taskmanager_usage},
+        {"list", &eddy__cli_list_usage},
+        {"status", &eddy__cli_status_usage},
+        {"cancel", &eddy__cli_cancel_usage},
+        {"savepoint", &eddy__cli_savepoint_usage},
+        {"stop", &eddy__cli_stop_usage},
+        {"cluster", &eddy__cli_cluster_usage},
+    };
+    for (size_t i = 0; command != NULL && i < EDDY_ARRAY_SIZE(usages); i++) {
+        if (strcmp(command, usages[i].name) == 0) {
+            return *usages[i].text;
+        }
+    }
+    return NULL;
+}

@@ -587,21 +587,17 @@ static int cmd_run(int argc, char **argv)
 static const struct {
     const char *rc_name;
     int (*rc_main)(int argc, char **argv);
-    const char *const *rc_usage;
 } remote_cmds[] = {
-    {"list", eddy__cli_list, &eddy__cli_list_usage},
-    {"status", eddy__cli_status, &eddy__cli_status_usage},
-    {"cancel", eddy__cli_cancel, &eddy__cli_cancel_usage},
-    {"savepoint", eddy__cli_savepoint, &eddy__cli_savepoint_usage},
-    {"stop", eddy__cli_stop, &eddy__cli_stop_usage},
-    {"cluster", eddy__cli_cluster, &eddy__cli_cluster_usage},
+    {"list", eddy__cli_list},     {"status", eddy__cli_status},
+    {"cancel", eddy__cli_cancel}, {"savepoint", eddy__cli_savepoint},
+    {"stop", eddy__cli_stop},     {"cluster", eddy__cli_cluster},
 };
 
 static const char *remote_usage(const char *name)
 {
     for (size_t i = 0; i < sizeof(remote_cmds) / sizeof(remote_cmds[0]); i++) {
         if (strcmp(name, remote_cmds[i].rc_name) == 0) {
-            return *remote_cmds[i].rc_usage;
+            return eddy__cli_usage(name);
         }
     }
     return NULL;
@@ -662,9 +658,9 @@ int main(int argc, char **argv)
         } else if (strcmp(what, "kafka-dev") == 0) {
             fputs(eddy__cli_kafka_dev_usage, stdout);
         } else if (strcmp(what, "jobmanager") == 0) {
-            fputs(eddy__cli_jobmanager_usage, stdout);
+            fputs(eddy__cli_usage("jobmanager"), stdout);
         } else if (strcmp(what, "taskmanager") == 0) {
-            fputs(eddy__cli_taskmanager_usage, stdout);
+            fputs(eddy__cli_usage("taskmanager"), stdout);
         } else if (strcmp(what, "version") == 0) {
             fputs(version_usage, stdout);
         } else if (remote_usage(what) != NULL) {
