@@ -256,11 +256,10 @@ int64_t eddy__coord_poll(eddy__coord_t *c, int64_t now, int64_t max_wait)
         if (c->c_last_end_ms > 0) {
             due = EDDY_MAX(due, c->c_last_end_ms + c->c_cfg.ck_min_pause_ms);
         }
-        int regular = 0;
-        for (int i = 0; i < c->c_npending; i++) {
-            regular += !c->c_pending[i].p_savepoint;
-        }
-        if (regular < c->c_cfg.ck_max_concurrent) {
+        /* A pending savepoint counts too: a source's trigger mailbox holds
+         * the newest id only, so a periodic trigger right behind a
+         * savepoint's could replace it before the source looked. */
+        if (c->c_npending < c->c_cfg.ck_max_concurrent) {
             if (now >= due) {
                 eddy_error_t e = {0};
                 if (start_checkpoint(c, NULL, false, now, &e) < 0) {

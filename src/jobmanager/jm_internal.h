@@ -77,6 +77,8 @@ typedef struct jm_job {
     int64_t jb_waiting_since; /* waiting for slots since */
     int64_t jb_start_ms, jb_end_ms;
     int jb_restarts;
+    int jb_backoff;           /* restarts since the delay last reset */
+    int64_t jb_running_since; /* the current attempt was deployed */
     char jb_failure[1024];
     eddy__coord_t *jb_coord;
     eddy__coord_stats_t jb_ck_stats; /* last seen (kept after the end) */

@@ -168,7 +168,8 @@ static int job_tms(jm_job_t *jb, jm_tm_t **out, int max)
     return n;
 }
 
-static void cancel_attempt(jm_job_t *jb)
+/* Tells every TaskManager of the attempt to end it. */
+static void send_cancel(jm_job_t *jb)
 {
     jm_tm_t *tms[256];
     int n = job_tms(jb, tms, 256);
@@ -181,6 +182,11 @@ static void cancel_attempt(jm_job_t *jb)
     for (int i = 0; i < n; i++) {
         send_env(tms[i], &env);
     }
+}
+
+static void cancel_attempt(jm_job_t *jb)
+{
+    send_cancel(jb);
     for (int t = 0; t < jb->jb_ntasks; t++) {
         if (!task_terminal(jb->jb_task_state[t])) {
             jb->jb_task_state[t] = JM_TASK_CANCELING;
@@ -250,7 +256,15 @@ static void fail_attempt(eddy__jm_t *jm, jm_job_t *jb, const char *task,
     if (jb->jb_ckpt &&
         eddy__restart_allowed(&jb->jb_cfg, jb->jb_restarts + 1)) {
         jb->jb_restarts++;
-        int64_t delay = eddy__restart_delay_ms(&jb->jb_cfg, jb->jb_restarts);
+        /* The exponential delay starts over once the job has run without
+         * a failure for an hour (restart_reset_ms): a job that fails daily
+         * should not wait a minute each time. */
+        if (jb->jb_running_since > 0 &&
+            now_ms() - jb->jb_running_since >= jb->jb_cfg.restart_reset_ms) {
+            jb->jb_backoff = 0;
+        }
+        jb->jb_backoff++;
+        int64_t delay = eddy__restart_delay_ms(&jb->jb_cfg, jb->jb_backoff);
         jb->jb_deploy_at = now_ms() + delay;
         jb->jb_waiting_since = 0;
         jb->jb_cancel_deadline = now_ms() + 10000;
@@ -614,6 +628,7 @@ static void deploy(eddy__jm_t *jm, jm_job_t *jb)
         /* nothing: first deployment */
     }
     set_state(jm, jb, EDDY__JOB_RUNNING, why);
+    jb->jb_running_since = now_ms();
     if (jb->jb_coord != NULL) {
         eddy__coord_start(jb->jb_coord, now_ms());
     }
@@ -785,6 +800,10 @@ static void on_task_state(eddy__jm_t *jm, jm_tm_t *tm,
             all = jb->jb_task_state[i] == JM_TASK_FINISHED;
         }
         if (all) {
+            /* A TaskManager keeps a finished attempt's data-plane channels
+             * (its unsent buffers) until told: now every consumer has had
+             * everything, so they can go. */
+            send_cancel(jb);
             end_job(jm, jb, EDDY__JOB_FINISHED, "every task finished");
         }
     }

@@ -58,7 +58,8 @@ static const unsigned transitions[EDDY__JOB_STATE_COUNT] = {
     [EDDY__JOB_RESTARTING] = EDDY__JOB_MASK(RUNNING) | EDDY__JOB_MASK(FAILING) |
                              EDDY__JOB_MASK(CANCELLING) |
                              EDDY__JOB_MASK(CANCELED) | EDDY__JOB_MASK(FAILED),
-    [EDDY__JOB_CANCELLING] = EDDY__JOB_MASK(CANCELED) | EDDY__JOB_MASK(FAILED),
+    [EDDY__JOB_CANCELLING] = EDDY__JOB_MASK(CANCELED) |
+                             EDDY__JOB_MASK(FINISHED) | EDDY__JOB_MASK(FAILED),
 };
 
 bool eddy__job_state_transition_ok(eddy__job_state_t from, eddy__job_state_t to)

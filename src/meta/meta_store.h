@@ -92,7 +92,9 @@ bool eddy__job_state_terminal(eddy__job_state_t st);
  *   RUNNING    → FINISHED FAILING RESTARTING CANCELLING
  *   FAILING    → RESTARTING CANCELLING FAILED
  *   RESTARTING → RUNNING FAILING CANCELLING CANCELED FAILED
- *   CANCELLING → CANCELED FAILED
+ *   CANCELLING → CANCELED FINISHED FAILED
+ * CANCELLING → FINISHED ends a stop with savepoint (the savepoint
+ * completed, then the tasks were stopped).
  * RUNNING → RESTARTING without FAILING is how a restarted JobManager
  * redeploys a job that was running; RESTARTING and CREATED have no tasks
  * running, so a cancel may end them at once.

@@ -747,6 +747,17 @@ int eddy__task_check_mail(eddy__task_t *t)
     int64_t trig = atomic_load(&t->t_trigger);
     int64_t tid = trig & ~(EDDY__BARRIER_SAVEPOINT | EDDY__TRIGGER_DRAIN);
     if (rc == 0 && t->t_gate == NULL && tid > t->t_trigger_seen) {
+        /* The mailbox holds the newest trigger only: ids between the last
+         * one taken and this one were replaced before this source saw
+         * them (a savepoint requested while a checkpoint was pending).
+         * They can never complete; decline them so they abort now rather
+         * than at checkpoint.timeout. */
+        const eddy__ckpt_port_t *port = t->t_job->j_ckpt;
+        for (int64_t skip = EDDY_MAX(t->t_trigger_seen + 1, tid - 16);
+             port != NULL && t->t_trigger_seen > 0 && skip < tid; skip++) {
+            port->cp_decline(port->cp_arg, skip, t->t_index,
+                             "a newer trigger reached the source first");
+        }
         t->t_trigger_seen = tid;
         if ((trig & EDDY__TRIGGER_DRAIN) != 0) {
             rc = eddy__task_drain(t);

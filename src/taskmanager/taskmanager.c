@@ -52,6 +52,10 @@ typedef struct tm_attempt {
     ck_entry_t a_ck[16];
     int a_nck;
     atomic_int_fast64_t a_triggered;
+    atomic_int a_finished; /* tasks here that reported FINISHED */
+    /* The newest TriggerCheckpoint as the sources take it (id and flags),
+     * kept for a job that is still being built when it arrives. */
+    atomic_int_fast64_t a_trigger_word;
 } tm_attempt_t;
 
 struct eddy__tm {
@@ -212,6 +216,7 @@ static void on_task(void *arg, eddy__task_t *t, bool running, int rc)
     char msg[1024] = "";
     if (rc == 0) {
         st = EDDY__RPC__TASK_STATE__TASK_STATE_FINISHED;
+        atomic_fetch_add(&a->a_finished, 1);
     } else if (a->a_fail[0] != '\0') {
         st = EDDY__RPC__TASK_STATE__TASK_STATE_FAILED;
         eddy__fmt(msg, sizeof(msg), "%s", a->a_fail);
@@ -248,6 +253,53 @@ static uint64_t attempt_tag(const tm_attempt_t *a)
 {
     uint64_t h = eddy__hash64(a->a_job_id, strlen(a->a_job_id));
     return h ^ ((uint64_t)a->a_attempt * 0x9e3779b97f4a7c15ull);
+}
+
+static void poke(eddy__task_t *t)
+{
+    atomic_store(&t->t_mail, true);
+    if (t->t_gate != NULL) {
+        eddy__gate_poke(t->t_gate);
+    }
+}
+
+/* Hands a checkpoint trigger to the job's source tasks (tm_mu held). */
+static void trigger_sources(eddy__job_t *job, int64_t word)
+{
+    for (int i = 0; job != NULL && i < job->j_ntasks; i++) {
+        eddy__task_t *t = job->j_tasks[i];
+        if (t->t_gate == NULL) {
+            atomic_store(&t->t_trigger, word);
+            poke(t);
+        }
+    }
+}
+
+/*
+ * Every task placed here finished, but what they sent to tasks on other
+ * TaskManagers may still wait in the data plane for credit: a producer runs
+ * up to do_exclusive buffers ahead of its credits, and its end-of-partition
+ * is the last of them. Destroying the job releases its channels, which
+ * drops those buffers (eddy__dp_release_job), and a consumer elsewhere
+ * would then wait for them forever. So the attempt stays until the
+ * JobManager ends it: it sends CancelJob once every task of the job has
+ * finished (by then every consumer has had everything), when the job fails
+ * or is canceled, and a lost JobManager cancels every attempt too.
+ */
+static void hold_outputs(tm_attempt_t *a)
+{
+    eddy__mutex_lock(&a->a_ck_mu);
+    while (!atomic_load(&a->a_cancel)) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 100 * 1000000;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&a->a_ck_cv, &a->a_ck_mu, &ts);
+    }
+    eddy__mutex_unlock(&a->a_ck_mu);
 }
 
 static void *attempt_main(void *arg)
@@ -317,6 +369,14 @@ static void *attempt_main(void *arg)
         eddy__mutex_lock(&tm->tm_mu);
         a->a_job = job;
         bool cancel = atomic_load(&a->a_cancel);
+        /* The JobManager starts checkpointing as soon as it deployed, and
+         * downloading and building the job here can take longer than an
+         * interval: a trigger that came meanwhile found no tasks. Its
+         * sources take it now, or the checkpoint would never complete. */
+        int64_t word = atomic_load(&a->a_trigger_word);
+        if (word != 0) {
+            trigger_sources(job, word);
+        }
         eddy__mutex_unlock(&tm->tm_mu);
         if (cancel) {
             eddy__job_cancel(job);
@@ -324,13 +384,27 @@ static void *attempt_main(void *arg)
         eddy__log_info("job %s attempt %d: running %d of %d tasks here",
                        a->a_job_id, a->a_attempt, job->j_ntasks, a->a_ntasks);
         rc = eddy__job_run(job, &err);
+        if (rc == EDDY_ERR_CANCELED &&
+            atomic_load(&a->a_finished) == job->j_ntasks) {
+            /* The JobManager's CancelJob for a finished job (see
+             * hold_outputs) can arrive before the run noticed that every
+             * task ended: the attempt finished all the same. */
+            rc = 0;
+            eddy_error_clear(&err);
+        }
+        /* Detached before its snapshotter goes: the main loop's
+         * ack_finished() finds jobs through a_job and must never submit to
+         * a snapshotter that is stopping (the item would leak) or freed. */
+        eddy__mutex_lock(&tm->tm_mu);
+        a->a_job = NULL;
+        eddy__mutex_unlock(&tm->tm_mu);
         if (job->j_snapper != NULL) {
             eddy__snapshotter_destroy(job->j_snapper, rc != 0);
             job->j_snapper = NULL;
         }
-        eddy__mutex_lock(&tm->tm_mu);
-        a->a_job = NULL;
-        eddy__mutex_unlock(&tm->tm_mu);
+        if (rc == 0) {
+            hold_outputs(a);
+        }
     } else {
         fail_all(a, err.msg);
     }
@@ -452,14 +526,6 @@ static void cancel_attempt(tm_attempt_t *a, const char *why)
     pthread_cond_broadcast(&a->a_ck_cv);
 }
 
-static void poke(eddy__task_t *t)
-{
-    atomic_store(&t->t_mail, true);
-    if (t->t_gate != NULL) {
-        eddy__gate_poke(t->t_gate);
-    }
-}
-
 static void on_trigger(eddy__tm_t *tm, const Eddy__Rpc__TriggerCheckpoint *m)
 {
     eddy__mutex_lock(&tm->tm_mu);
@@ -483,26 +549,38 @@ static void on_trigger(eddy__tm_t *tm, const Eddy__Rpc__TriggerCheckpoint *m)
         pthread_cond_broadcast(&a->a_ck_cv);
         eddy__mutex_unlock(&a->a_ck_mu);
         atomic_store(&a->a_triggered, m->checkpoint_id);
-        eddy__job_t *job = a->a_job;
-        for (int i = 0; job != NULL && i < job->j_ntasks; i++) {
-            eddy__task_t *t = job->j_tasks[i];
-            if (t->t_gate == NULL) {
-                atomic_store(&t->t_trigger,
-                             m->checkpoint_id |
-                                 (m->savepoint ? EDDY__BARRIER_SAVEPOINT : 0) |
-                                 (m->drain ? EDDY__TRIGGER_DRAIN : 0));
-                poke(t);
-            }
-        }
+        int64_t word = m->checkpoint_id |
+                       (m->savepoint ? EDDY__BARRIER_SAVEPOINT : 0) |
+                       (m->drain ? EDDY__TRIGGER_DRAIN : 0);
+        atomic_store(&a->a_trigger_word, word);
+        trigger_sources(a->a_job, word);
     }
     eddy__mutex_unlock(&tm->tm_mu);
+}
+
+/*
+ * The job's current attempt here (tm_mu held). Checkpoint notifications
+ * name no attempt, and a canceled one may still be winding down next to
+ * its successor: the notification is the successor's (the JobManager sends
+ * nothing for an attempt after canceling it).
+ */
+static tm_attempt_t *live_attempt(eddy__tm_t *tm, const char *job_id)
+{
+    for (int i = 0; i < tm->tm_natt; i++) {
+        tm_attempt_t *a = tm->tm_att[i];
+        if (strcmp(a->a_job_id, job_id != NULL ? job_id : "") == 0 &&
+            !atomic_load(&a->a_done) && !atomic_load(&a->a_cancel)) {
+            return a;
+        }
+    }
+    return NULL;
 }
 
 static void on_notify(eddy__tm_t *tm, const char *job_id, int64_t id,
                       bool complete)
 {
     eddy__mutex_lock(&tm->tm_mu);
-    tm_attempt_t *a = find_attempt(tm, job_id, -1);
+    tm_attempt_t *a = live_attempt(tm, job_id);
     if (a != NULL) {
         if (!complete) {
             eddy__mutex_lock(&a->a_ck_mu);
@@ -577,9 +655,11 @@ static void cancel_all(eddy__tm_t *tm, const char *why)
 static void on_peer_lost(void *arg, const char *peer, const char *reason)
 {
     eddy__tm_t *tm = arg;
+    /* The data plane's reason is a whole sentence that names the peer
+     * ("connection to TaskManager H:P lost: ..."); prefixing it again
+     * doubled that in every failure message. */
     char why[512];
-    eddy__fmt(why, sizeof(why), "connection to TaskManager %s lost: %s", peer,
-              reason);
+    eddy__fmt(why, sizeof(why), "%s", reason);
     eddy__mutex_lock(&tm->tm_mu);
     for (int i = 0; i < tm->tm_natt; i++) {
         tm_attempt_t *a = tm->tm_att[i];
@@ -776,6 +856,10 @@ int eddy__tm_new(const eddy__settings_t *st, const char *jobmanager,
     eddy__dp_options_t o;
     eddy__dp_options_init(&o);
     o.do_self_id = tm->tm_id;
+    o.do_exclusive =
+        eddy__settings_get_int(st, "taskmanager.network.exclusive_buffers");
+    o.do_floating =
+        eddy__settings_get_int(st, "taskmanager.network.floating_buffers");
     o.do_on_peer_lost = on_peer_lost;
     o.do_arg = tm;
     tm->tm_dp = eddy__dp_new(&o, err);
