@@ -49,10 +49,12 @@ typedef struct jm_savepoint {
  * from the last two reports. */
 typedef struct jm_task_metrics {
     uint64_t tm_records_in;
+    uint64_t tm_records_out;
     uint64_t tm_bp_ns;
     int64_t tm_watermark; /* INT64_MIN: none yet */
     int64_t tm_at_ms;     /* when the report arrived; 0: never */
     double tm_rate;       /* records in per second */
+    double tm_rate_out;   /* records out per second */
     double tm_bp_ratio;   /* share of time its writers were blocked */
 } jm_task_metrics_t;
 

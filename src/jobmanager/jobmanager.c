@@ -827,10 +827,15 @@ static void on_metrics(eddy__jm_t *jm, jm_tm_t *tm,
             m->backpressure_ns >= x->tm_bp_ns) {
             double dt = (double)(now - x->tm_at_ms) / 1000.0;
             x->tm_rate = (double)(m->records_in - x->tm_records_in) / dt;
+            x->tm_rate_out =
+                m->records_out >= x->tm_records_out
+                    ? (double)(m->records_out - x->tm_records_out) / dt
+                    : 0.0;
             x->tm_bp_ratio = EDDY_MIN(
                 1.0, (double)(m->backpressure_ns - x->tm_bp_ns) / (dt * 1e9));
         }
         x->tm_records_in = m->records_in;
+        x->tm_records_out = m->records_out;
         x->tm_bp_ns = m->backpressure_ns;
         x->tm_watermark = m->watermark_ms;
         x->tm_at_ms = now;

@@ -255,15 +255,17 @@ static void h_job_metrics(void *arg, const eddy__http_req_t *req,
     json_array_foreach(json_object_get(jb->jb_plan, "vertices"), vi, v)
     {
         int par = (int)json_integer_value(json_object_get(v, "parallelism"));
-        uint64_t in = 0;
-        double rate = 0, bp = 0;
+        uint64_t in = 0, out = 0;
+        double rate = 0, rate_out = 0, bp = 0;
         int64_t wm = INT64_MAX;
         bool any_wm = false;
         json_t *subs = json_array();
         for (int k = 0; k < par && t < jb->jb_ntasks; k++, t++) {
             const jm_task_metrics_t *x = &jb->jb_metrics[t];
             in += x->tm_records_in;
+            out += x->tm_records_out;
             rate += x->tm_rate;
+            rate_out += x->tm_rate_out;
             bp = EDDY_MAX(bp, x->tm_bp_ratio);
             bool has_wm = x->tm_at_ms > 0 && x->tm_watermark != INT64_MIN;
             if (has_wm) {
@@ -272,21 +274,24 @@ static void h_job_metrics(void *arg, const eddy__http_req_t *req,
             }
             json_array_append_new(
                 subs,
-                json_pack("{s:i, s:I, s:f, s:f, s:o}", "subtask", k,
+                json_pack("{s:i, s:I, s:f, s:I, s:f, s:f, s:o}", "subtask", k,
                           "records_in", (json_int_t)x->tm_records_in,
-                          "records_in_per_second", x->tm_rate,
+                          "records_in_per_second", x->tm_rate, "records_out",
+                          (json_int_t)x->tm_records_out,
+                          "records_out_per_second", x->tm_rate_out,
                           "backpressure_ratio", x->tm_bp_ratio, "watermark",
                           has_wm ? json_integer(x->tm_watermark)
                                  : json_null()));
         }
         json_array_append_new(
-            vs,
-            json_pack("{s:I, s:O, s:i, s:I, s:f, s:f, s:o, s:o}", "index",
-                      (json_int_t)vi, "name", json_object_get(v, "name"),
-                      "parallelism", par, "records_in", (json_int_t)in,
-                      "records_in_per_second", rate, "backpressure_ratio", bp,
-                      "watermark", any_wm ? json_integer(wm) : json_null(),
-                      "subtasks", subs));
+            vs, json_pack(
+                    "{s:I, s:O, s:i, s:I, s:f, s:I, s:f, s:f, s:o, s:o}",
+                    "index", (json_int_t)vi, "name", json_object_get(v, "name"),
+                    "parallelism", par, "records_in", (json_int_t)in,
+                    "records_in_per_second", rate, "records_out",
+                    (json_int_t)out, "records_out_per_second", rate_out,
+                    "backpressure_ratio", bp, "watermark",
+                    any_wm ? json_integer(wm) : json_null(), "subtasks", subs));
     }
     int running = 0;
     for (int k = 0; k < jb->jb_ntasks; k++) {
@@ -670,6 +675,8 @@ static void h_metrics(void *arg, const eddy__http_req_t *req,
     }
     static const char *const series[][3] = {
         {"eddy_records_in_total", "counter", "Records a task took in."},
+        {"eddy_records_out_total", "counter",
+         "Records a task sent to other tasks."},
         {"eddy_backpressure_ratio", "gauge",
          "Share of time a task's writers waited for room downstream."},
         {"eddy_current_input_watermark_seconds", "gauge",
@@ -699,7 +706,7 @@ static void h_metrics(void *arg, const eddy__http_req_t *req,
                 for (int sub = 0; sub < par && t < jb->jb_ntasks; sub++, t++) {
                     const jm_task_metrics_t *x = &jb->jb_metrics[t];
                     if (x->tm_at_ms == 0 ||
-                        (k == 2 && x->tm_watermark == INT64_MIN) ||
+                        (k == 3 && x->tm_watermark == INT64_MIN) ||
                         jb->jb_task_tm[t] == NULL) {
                         continue;
                     }
@@ -713,11 +720,12 @@ static void h_metrics(void *arg, const eddy__http_req_t *req,
                         "subtask=\"%d\",tm_id=\"%s\"} ",
                         series[k][0], jb->jb_id, name, task, sub,
                         jb->jb_task_tm[t]->tm_id);
-                    if (k == 0) {
+                    if (k <= 1) {
                         o += (size_t)snprintf(
                             b + o, cap - o, "%llu\n",
-                            (unsigned long long)x->tm_records_in);
-                    } else if (k == 1) {
+                            (unsigned long long)(k == 0 ? x->tm_records_in
+                                                        : x->tm_records_out));
+                    } else if (k == 2) {
                         o += (size_t)snprintf(b + o, cap - o, "%.6f\n",
                                               x->tm_bp_ratio);
                     } else {

@@ -273,6 +273,7 @@ static int build_job(eddy__job_t *job, eddy_env_t *env, eddy__plan_t *pl,
             t->t_name = vx->vx_name;
             t->t_wm = INT64_MIN;
             atomic_init(&t->t_m_records_in, 0);
+            atomic_init(&t->t_m_records_out, 0);
             atomic_init(&t->t_m_wm, INT64_MIN);
             t->t_next_tick_ms = INT64_MAX;
             if (vrt[v].nin > 0) {

@@ -406,7 +406,8 @@ typedef struct eddy__writer {
     /* Hash edges: the channel of every key group, so routing a record costs
      * a table load instead of a 64-bit division. */
     uint16_t *wr_kg_chan;
-    eddy__op_t *wr_op; /* the producing operator */
+    eddy__op_t *wr_op;   /* the producing operator */
+    uint64_t wr_records; /* records emitted (metrics; task thread only) */
 } eddy__writer_t;
 
 /* Fills wr_kg_chan for a hash writer (wr_nchan and wr_max_parallelism set). */
@@ -453,6 +454,7 @@ struct eddy__task {
     uint64_t t_records_in;
     /* Published copies for other threads (metrics), updated per buffer. */
     atomic_uint_fast64_t t_m_records_in;
+    atomic_uint_fast64_t t_m_records_out; /* through its writers */
     atomic_int_fast64_t t_m_wm;
     /* Checkpoints (snapshot.c). The mailbox: the coordinator side stores
      * ids and raises t_mail; the task thread looks between buffers. */

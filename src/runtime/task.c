@@ -192,6 +192,7 @@ static int writer_error(eddy__writer_t *wr, const eddy_record_t *rec, int rc)
 int eddy__writer_emit(void *writer, const eddy_record_t *rec)
 {
     eddy__writer_t *wr = writer;
+    wr->wr_records++;
     int rc = route(wr, rec);
     if (EDDY_UNLIKELY(rc != 0)) {
         return writer_error(wr, rec, rc);
@@ -439,6 +440,20 @@ static int run_ticks(eddy__task_t *t)
     return 0;
 }
 
+/* Metrics readers (a TaskManager's heartbeat) see these copies; publishing
+ * once per buffer or poll keeps the per-record counters plain increments. */
+static void publish_metrics(eddy__task_t *t)
+{
+    uint64_t out = 0;
+    for (int i = 0; i < t->t_nwriters; i++) {
+        out += t->t_writers[i]->wr_records;
+    }
+    atomic_store_explicit(&t->t_m_records_in, t->t_records_in,
+                          memory_order_relaxed);
+    atomic_store_explicit(&t->t_m_records_out, out, memory_order_relaxed);
+    atomic_store_explicit(&t->t_m_wm, t->t_wm, memory_order_relaxed);
+}
+
 /* ---- the loops ---- */
 
 static int run_source(eddy__task_t *t)
@@ -454,6 +469,7 @@ static int run_source(eddy__task_t *t)
         }
         eddy__tls_op = head;
         rc = head->op_class->oc_poll(head, 4096);
+        publish_metrics(t);
         if (rc < 0) {
             return rc;
         }
@@ -612,11 +628,7 @@ static int run_input(eddy__task_t *t)
         }
         eddy__deser_push(&t->t_deser[ch], b);
         rc = drain(t, ch);
-        /* Metrics readers (a TaskManager's heartbeat) see these; once per
-         * buffer keeps the per-record counter a plain increment. */
-        atomic_store_explicit(&t->t_m_records_in, t->t_records_in,
-                              memory_order_relaxed);
-        atomic_store_explicit(&t->t_m_wm, t->t_wm, memory_order_relaxed);
+        publish_metrics(t);
         if (rc == 0) {
             rc = drain_unblocked(t);
         }

@@ -698,6 +698,8 @@ static size_t collect_metrics(eddy__tm_t *tm, Eddy__Rpc__TaskMetrics **out,
             m->task_index = (uint32_t)t->t_index;
             m->records_in =
                 atomic_load_explicit(&t->t_m_records_in, memory_order_relaxed);
+            m->records_out =
+                atomic_load_explicit(&t->t_m_records_out, memory_order_relaxed);
             m->backpressure_ns = eddy__task_backpressure_ns(t);
             m->watermark_ms =
                 atomic_load_explicit(&t->t_m_wm, memory_order_relaxed);
