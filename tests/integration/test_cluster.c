@@ -671,8 +671,10 @@ static cluster_t *cluster_start(int ntm, int slots, const char *const *opts)
     for (int i = 0; i < ntm; i++) {
         daemon_t *d = &cl->cl_tm[i];
         snprintf(d->dm_name, sizeof(d->dm_name), "taskmanager-%d", i + 1);
-        snprintf(d->dm_out, PATHLEN, "%s/%s.out", cl->cl_tmp, d->dm_name);
-        snprintf(d->dm_log, PATHLEN, "%s/%s.log", cl->cl_tmp, d->dm_name);
+        snprintf(d->dm_out, PATHLEN, "%s/taskmanager-%d.out", cl->cl_tmp,
+                 i + 1);
+        snprintf(d->dm_log, PATHLEN, "%s/taskmanager-%d.log", cl->cl_tmp,
+                 i + 1);
     }
     jm_start(cl);
     for (int i = 0; i < ntm; i++) {
