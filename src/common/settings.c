@@ -105,6 +105,9 @@ static const eddy__setting_def_t defs[] = {
             "channel from another TaskManager"),
     INTEGER("taskmanager.network.floating_buffers", "8", 0, 65536, false,
             "Buffers a TaskManager lends to backlogged input channels"),
+    INTEGER("taskmanager.metrics_port", "0", 0, 65535, false,
+            "Port of a TaskManager's Prometheus /metrics; 0: any free port "
+            "(GET /taskmanagers shows it)"),
     INTEGER("parallelism.default", "1", 1, 32768, false,
             "Parallelism of jobs and operators that do not set their own"),
     PORT("rest.port", "8081", "JobManager REST port (HTTP, JSON)"),

@@ -27,6 +27,7 @@ typedef struct jm_tm {
     char tm_id[64];
     char tm_host[128];
     char tm_data_addr[160];
+    char tm_metrics_url[200]; /* its own Prometheus endpoint, or "" */
     int tm_slots;
     struct jm_job **tm_slot_job; /* per slot: the job using it, or NULL */
     eddy__rpc_conn_t tm_conn;

@@ -741,6 +741,8 @@ static void on_register(eddy__jm_t *jm, jm_tm_t *tm,
               r->host != NULL ? r->host : "");
     eddy__fmt(tm->tm_data_addr, sizeof(tm->tm_data_addr), "%s",
               r->data_address);
+    eddy__fmt(tm->tm_metrics_url, sizeof(tm->tm_metrics_url), "%s",
+              r->metrics_url != NULL ? r->metrics_url : "");
     tm->tm_slots = (int)r->slots;
     tm->tm_slot_job = eddy__calloc((size_t)tm->tm_slots, sizeof(void *));
     tm->tm_registered = true;

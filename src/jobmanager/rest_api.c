@@ -151,13 +151,13 @@ static void h_taskmanagers(void *arg, const eddy__http_req_t *req,
             fr += tm->tm_slot_job[s] == NULL;
         }
         json_array_append_new(
-            a, json_pack("{s:s, s:s, s:s, s:s, s:i, s:i, s:I, s:I}", "id",
+            a, json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:i, s:I, s:I}", "id",
                          tm->tm_id, "host", tm->tm_host, "data_address",
-                         tm->tm_data_addr, "state",
-                         tm->tm_lost ? "LOST" : "ACTIVE", "slots", tm->tm_slots,
-                         "free_slots", tm->tm_lost ? 0 : fr, "registered",
-                         (json_int_t)tm->tm_registered_ms, "last_heartbeat",
-                         (json_int_t)tm->tm_last_hb_ms));
+                         tm->tm_data_addr, "metrics_url", tm->tm_metrics_url,
+                         "state", tm->tm_lost ? "LOST" : "ACTIVE", "slots",
+                         tm->tm_slots, "free_slots", tm->tm_lost ? 0 : fr,
+                         "registered", (json_int_t)tm->tm_registered_ms,
+                         "last_heartbeat", (json_int_t)tm->tm_last_hb_ms));
     }
     eddy__mutex_unlock(&jm->jm_mu);
     eddy__http_json(resp, 200, json_pack("{s:o}", "taskmanagers", a));

@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -15,6 +16,7 @@
 #include "eddy/runner.h"
 #include "net/dataplane.h"
 #include "rest/client.h"
+#include "rest/http.h"
 #include "rpc/conn.h"
 #include "runtime/runtime.h"
 
@@ -56,6 +58,12 @@ typedef struct tm_attempt {
     /* The newest TriggerCheckpoint as the sources take it (id and flags),
      * kept for a job that is still being built when it arrives. */
     atomic_int_fast64_t a_trigger_word;
+    /* Back-pressure ratio per local task between heartbeats (tm_mu): the
+     * TaskManager's own /metrics serves it. */
+    uint64_t *a_bp_prev;
+    double *a_bp_ratio;
+    int a_nbp;
+    int64_t a_bp_at;
 } tm_attempt_t;
 
 struct eddy__tm {
@@ -79,6 +87,8 @@ struct eddy__tm {
     int64_t tm_next_connect;
     int64_t tm_backoff;
     bool tm_warned;
+    eddy__http_server_t *tm_http; /* its own /metrics */
+    char tm_metrics_url[200];
     pthread_mutex_t tm_mu;
     tm_attempt_t **tm_att;
     int tm_natt;
@@ -446,6 +456,8 @@ static void attempt_free(tm_attempt_t *a)
     free(a->a_restore);
     pthread_mutex_destroy(&a->a_ck_mu);
     pthread_cond_destroy(&a->a_ck_cv);
+    free(a->a_bp_prev);
+    free(a->a_bp_ratio);
     free(a);
 }
 
@@ -686,11 +698,29 @@ static size_t collect_metrics(eddy__tm_t *tm, Eddy__Rpc__TaskMetrics **out,
     }
     *out = eddy__calloc(cap + 1, sizeof(**out));
     *ptrs = eddy__calloc(cap + 1, sizeof(**ptrs));
+    int64_t now = now_ms();
     for (int k = 0; k < tm->tm_natt; k++) {
         tm_attempt_t *a = tm->tm_att[k];
         eddy__job_t *job = a->a_job;
+        if (job != NULL && a->a_nbp != job->j_ntasks) {
+            a->a_nbp = job->j_ntasks;
+            a->a_bp_prev = eddy__realloc(a->a_bp_prev,
+                                         sizeof(uint64_t) * (size_t)a->a_nbp);
+            a->a_bp_ratio =
+                eddy__realloc(a->a_bp_ratio, sizeof(double) * (size_t)a->a_nbp);
+            memset(a->a_bp_prev, 0, sizeof(uint64_t) * (size_t)a->a_nbp);
+            memset(a->a_bp_ratio, 0, sizeof(double) * (size_t)a->a_nbp);
+            a->a_bp_at = 0;
+        }
         for (int i = 0; job != NULL && i < job->j_ntasks; i++) {
             eddy__task_t *t = job->j_tasks[i];
+            uint64_t bp = eddy__task_backpressure_ns(t);
+            if (a->a_bp_at > 0 && now > a->a_bp_at && bp >= a->a_bp_prev[i]) {
+                a->a_bp_ratio[i] =
+                    EDDY_MIN(1.0, (double)(bp - a->a_bp_prev[i]) /
+                                      ((double)(now - a->a_bp_at) * 1e6));
+            }
+            a->a_bp_prev[i] = bp;
             Eddy__Rpc__TaskMetrics *m = &(*out)[n];
             eddy__rpc__task_metrics__init(m);
             m->job_id = a->a_job_id;
@@ -700,14 +730,109 @@ static size_t collect_metrics(eddy__tm_t *tm, Eddy__Rpc__TaskMetrics **out,
                 atomic_load_explicit(&t->t_m_records_in, memory_order_relaxed);
             m->records_out =
                 atomic_load_explicit(&t->t_m_records_out, memory_order_relaxed);
-            m->backpressure_ns = eddy__task_backpressure_ns(t);
+            m->backpressure_ns = bp;
             m->watermark_ms =
                 atomic_load_explicit(&t->t_m_wm, memory_order_relaxed);
             (*ptrs)[n++] = m;
         }
+        if (job != NULL) {
+            a->a_bp_at = now;
+        }
     }
     eddy__mutex_unlock(&tm->tm_mu);
     return n;
+}
+
+/* A Prometheus label value (backslash, quote and newline escaped). */
+static void put_label(eddy__bytes_t *b, const char *s)
+{
+    for (; *s != '\0'; s++) {
+        if (*s == '\\' || *s == '"') {
+            eddy__bytes_put_u8(b, '\\');
+            eddy__bytes_put_u8(b, (uint8_t)*s);
+        } else if (*s == '\n') {
+            eddy__bytes_put(b, "\\n", 2);
+        } else {
+            eddy__bytes_put_u8(b, (uint8_t)*s);
+        }
+    }
+}
+
+static void put_text(eddy__bytes_t *b, const char *fmt, ...)
+    EDDY_PRINTF_LIKE(2, 3);
+static void put_text(eddy__bytes_t *b, const char *fmt, ...)
+{
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    eddy__bytes_put(b, line, (size_t)EDDY_MIN(n, (int)sizeof(line) - 1));
+}
+
+/* GET /metrics: this TaskManager's tasks, in the Prometheus text format
+ * (the JobManager's /metrics has every TaskManager's, from heartbeats). */
+static void h_metrics(void *arg, const eddy__http_req_t *req,
+                      eddy__http_resp_t *resp)
+{
+    EDDY_UNUSED(req);
+    eddy__tm_t *tm = arg;
+    static const char *const series[][3] = {
+        {"eddy_records_in_total", "counter", "Records a task took in."},
+        {"eddy_records_out_total", "counter",
+         "Records a task sent to other tasks."},
+        {"eddy_backpressure_ratio", "gauge",
+         "Share of time a task's writers waited for room downstream."},
+        {"eddy_current_input_watermark_seconds", "gauge",
+         "A task's input watermark."},
+    };
+    eddy__bytes_t b = {0};
+    eddy__mutex_lock(&tm->tm_mu);
+    for (size_t k = 0; k < EDDY_ARRAY_SIZE(series); k++) {
+        put_text(&b, "# HELP %s %s\n# TYPE %s %s\n", series[k][0], series[k][2],
+                 series[k][0], series[k][1]);
+        for (int i = 0; i < tm->tm_natt; i++) {
+            tm_attempt_t *a = tm->tm_att[i];
+            eddy__job_t *job = a->a_job;
+            for (int j = 0; job != NULL && j < job->j_ntasks; j++) {
+                eddy__task_t *t = job->j_tasks[j];
+                int64_t wm =
+                    atomic_load_explicit(&t->t_m_wm, memory_order_relaxed);
+                if (k == 3 && wm == INT64_MIN) {
+                    continue;
+                }
+                put_text(&b, "%s{job_id=\"%s\",job_name=\"", series[k][0],
+                         a->a_job_id);
+                put_label(&b, job->j_env->e_name);
+                eddy__bytes_put(&b, "\",task=\"", 8);
+                put_label(&b, t->t_name);
+                put_text(&b, "\",subtask=\"%d\",tm_id=\"%s\"} ", t->t_subtask,
+                         tm->tm_id);
+                if (k <= 1) {
+                    put_text(
+                        &b, "%llu\n",
+                        (unsigned long long)atomic_load_explicit(
+                            k == 0 ? &t->t_m_records_in : &t->t_m_records_out,
+                            memory_order_relaxed));
+                } else if (k == 2) {
+                    put_text(&b, "%.6f\n",
+                             j < a->a_nbp ? a->a_bp_ratio[j] : 0.0);
+                } else {
+                    put_text(&b, "%.3f\n", (double)wm / 1000.0);
+                }
+            }
+        }
+    }
+    eddy__mutex_unlock(&tm->tm_mu);
+    put_text(&b,
+             "# HELP eddy_slots_total Slots this TaskManager offers.\n"
+             "# TYPE eddy_slots_total gauge\n"
+             "eddy_slots_total{tm_id=\"%s\"} %d\n",
+             tm->tm_id, tm->tm_slots);
+    resp->hs_status = 200;
+    resp->hs_body = (char *)b.b_data; /* the server frees it */
+    resp->hs_body_len = b.b_len;
+    resp->hs_content_type = "text/plain; version=0.0.4";
 }
 
 /* ---- the JobManager connection ---- */
@@ -757,6 +882,7 @@ static void try_connect(eddy__tm_t *tm)
     r.data_address = (char *)eddy__dp_address(tm->tm_dp);
     r.slots = (uint32_t)tm->tm_slots;
     r.version = EDDY_VERSION_STR;
+    r.metrics_url = tm->tm_metrics_url;
     eddy__rpc_env_t env = EDDY__RPC__ENVELOPE__INIT;
     env.body_case = EDDY__RPC__ENVELOPE__BODY_REGISTRATION;
     env.registration = &r;
@@ -870,6 +996,22 @@ int eddy__tm_new(const eddy__settings_t *st, const char *jobmanager,
         eddy__tm_destroy(tm);
         return rc;
     }
+    eddy__http_options_t ho;
+    eddy__http_options_init(&ho);
+    ho.ho_port = eddy__settings_get_int(st, "taskmanager.metrics_port");
+    ho.ho_threads = 1;
+    ho.ho_max_connections = 16;
+    tm->tm_http = eddy__http_new(&ho, err);
+    if (tm->tm_http != NULL) {
+        eddy__http_route(tm->tm_http, "GET", "/metrics", h_metrics, tm);
+    }
+    if (tm->tm_http == NULL || eddy__http_start(tm->tm_http, err) != 0) {
+        rc = err->code != 0 ? err->code : EDDY_ERR_IO;
+        eddy__tm_destroy(tm);
+        return rc;
+    }
+    eddy__fmt(tm->tm_metrics_url, sizeof(tm->tm_metrics_url),
+              "http://127.0.0.1:%d/metrics", eddy__http_port(tm->tm_http));
     tm->tm_backoff = 100;
     *out = tm;
     return 0;
@@ -877,9 +1019,10 @@ int eddy__tm_new(const eddy__settings_t *st, const char *jobmanager,
 
 int eddy__tm_run(eddy__tm_t *tm, volatile int *stop)
 {
-    eddy__log_info("TaskManager %s: %d slots, data plane %s, JobManager %s",
+    eddy__log_info("TaskManager %s: %d slots, data plane %s, metrics %s, "
+                   "JobManager %s",
                    tm->tm_id, tm->tm_slots, eddy__dp_address(tm->tm_dp),
-                   tm->tm_jm);
+                   tm->tm_metrics_url, tm->tm_jm);
     while (!*stop) {
         if (!tm->tm_connected) {
             try_connect(tm);
@@ -954,6 +1097,8 @@ void eddy__tm_destroy(eddy__tm_t *tm)
     if (tm == NULL) {
         return;
     }
+    /* The metrics handler reads the attempts: stop it first. */
+    eddy__http_destroy(tm->tm_http);
     if (tm->tm_connected) {
         eddy__rpc_conn_close(&tm->tm_conn);
     }
