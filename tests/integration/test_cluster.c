@@ -384,7 +384,9 @@ static http_res_t http_do(const cluster_t *cl, const char *method,
     http_res_t r = {0};
     r.hr_body = calloc(1, 1);
     char url[4096];
-    snprintf(url, sizeof(url), "%s%s", cl->cl_url, path);
+    /* An absolute URL: a TaskManager's own endpoint. */
+    snprintf(url, sizeof(url), "%s%s",
+             strncmp(path, "http://", 7) == 0 ? "" : cl->cl_url, path);
     CURL *c = curl_easy_init();
     assert_non_null(c);
     struct curl_slist *hdrs = NULL;
@@ -1499,6 +1501,28 @@ static void test_back_pressure(void **state)
         CL_CHECK(cl, in >= 500, "sink subtask %d took %.0f records in 4 s", k,
                  in);
     }
+    /* Each TaskManager serves its own tasks' series (DESIGN.md §8); both
+     * run a source and a sink subtask of the job. */
+    json_t *tms = get_json(cl, "/taskmanagers");
+    size_t ti;
+    json_t *tmj;
+    int served = 0;
+    json_array_foreach(json_object_get(tms, "taskmanagers"), ti, tmj)
+    {
+        const char *url = jstr(tmj, "metrics_url");
+        http_res_t mr = http_get(cl, url);
+        char want[128];
+        snprintf(want, sizeof(want), "eddy_records_in_total{job_id=\"%s\"", id);
+        CL_CHECK(cl,
+                 mr.hr_status == 200 && strstr(mr.hr_body, want) != NULL &&
+                     strstr(mr.hr_body, "eddy_backpressure_ratio{") != NULL,
+                 "GET %s: HTTP %ld, no series of job %s:\n%s", url,
+                 mr.hr_status, id, mr.hr_body);
+        http_res_free(&mr);
+        served++;
+    }
+    json_decref(tms);
+    CL_CHECK(cl, served == 2, "%d TaskManagers listed", served);
     /* What it printed is the records, whole. */
     char *o = slurp(cl->cl_tm[0].dm_out, NULL);
     char *nl = strchr(o, '\n');
