@@ -163,17 +163,64 @@ static void h_taskmanagers(void *arg, const eddy__http_req_t *req,
     eddy__http_json(resp, 200, json_pack("{s:o}", "taskmanagers", a));
 }
 
+/* A job the store knows but this JobManager does not run: one that ended
+ * before it started (its history survives a restart). */
+static json_t *meta_summary(const eddy__meta_job_t *mj)
+{
+    int64_t end = mj->mj_end_ms != 0 ? mj->mj_end_ms : eddy__now_ms();
+    return json_pack(
+        "{s:s, s:s, s:s, s:I, s:I, s:I, s:i, s:i, s:i}", "job_id",
+        mj->mj_spec.js_id, "name", mj->mj_spec.js_name, "state",
+        eddy__job_state_name(mj->mj_state), "start_time",
+        (json_int_t)mj->mj_start_ms, "end_time", (json_int_t)mj->mj_end_ms,
+        "duration_ms", (json_int_t)(end - mj->mj_start_ms), "parallelism",
+        mj->mj_spec.js_parallelism, "tasks", 0, "restarts", mj->mj_restarts);
+}
+
+static int by_start_desc(const void *a, const void *b)
+{
+    json_int_t x =
+        json_integer_value(json_object_get(*(json_t *const *)a, "start_time"));
+    json_int_t y =
+        json_integer_value(json_object_get(*(json_t *const *)b, "start_time"));
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* The jobs this JobManager runs or ran, and those the store remembers from
+ * before it started (the newest 1000), newest first. */
 static void h_jobs(void *arg, const eddy__http_req_t *req,
                    eddy__http_resp_t *resp)
 {
     EDDY_UNUSED(req);
     eddy__jm_t *jm = arg;
-    json_t *a = json_array();
+    eddy__meta_job_filter_t f = {0};
+    f.jf_limit = 1000;
+    eddy__meta_job_t **mj = NULL;
+    size_t nm = 0;
+    eddy_error_t err = {0};
+    if (eddy__meta_job_list(jm->jm_meta, &f, &mj, &nm, &err) != 0) {
+        nm = 0;
+    }
+    size_t n = 0;
     eddy__mutex_lock(&jm->jm_mu);
-    for (int i = jm->jm_njobs - 1; i >= 0; i--) {
-        json_array_append_new(a, job_summary(jm->jm_jobs[i]));
+    json_t **all =
+        eddy__malloc(sizeof(json_t *) * (nm + (size_t)jm->jm_njobs + 1));
+    for (int i = 0; i < jm->jm_njobs; i++) {
+        all[n++] = job_summary(jm->jm_jobs[i]);
+    }
+    for (size_t i = 0; i < nm; i++) {
+        if (eddy__jm_find_job(jm, mj[i]->mj_spec.js_id) == NULL) {
+            all[n++] = meta_summary(mj[i]);
+        }
     }
     eddy__mutex_unlock(&jm->jm_mu);
+    eddy__meta_free_array(mj, nm);
+    qsort(all, n, sizeof(json_t *), by_start_desc);
+    json_t *a = json_array();
+    for (size_t i = 0; i < n; i++) {
+        json_array_append_new(a, all[i]);
+    }
+    free(all);
     eddy__http_json(resp, 200, json_pack("{s:o}", "jobs", a));
 }
 
@@ -181,8 +228,9 @@ static void h_job_status(void *arg, const eddy__http_req_t *req,
                          eddy__http_resp_t *resp)
 {
     eddy__jm_t *jm = arg;
+    const char *id = req->hr_nparams > 0 ? req->hr_params[0] : NULL;
     eddy__mutex_lock(&jm->jm_mu);
-    jm_job_t *jb = job_param(jm, req, resp);
+    jm_job_t *jb = valid_id(id) ? eddy__jm_find_job(jm, id) : NULL;
     if (jb != NULL) {
         json_t *o = job_summary(jb);
         json_object_set_new(o, "attempt", json_integer(jb->jb_attempt));
@@ -194,14 +242,52 @@ static void h_job_status(void *arg, const eddy__http_req_t *req,
         eddy__http_json(resp, 200, o);
     }
     eddy__mutex_unlock(&jm->jm_mu);
+    if (jb != NULL) {
+        return;
+    }
+    /* Ended before this JobManager started: what the store remembers. */
+    eddy__meta_job_t *mj = NULL;
+    eddy_error_t err = {0};
+    if (!valid_id(id) || eddy__meta_job_get(jm->jm_meta, id, &mj, &err) != 0) {
+        eddy__http_error(resp, 404, "no job with id '%.64s'",
+                         id != NULL ? id : "");
+        return;
+    }
+    json_t *o = meta_summary(mj);
+    json_object_set_new(o, "attempt", json_integer(0));
+    json_object_set_new(o, "checkpoint_interval_ms",
+                        json_integer(mj->mj_spec.js_checkpoint_interval_ms));
+    json_object_set_new(o, "failure", json_null());
+    eddy__meta_free(mj);
+    eddy__http_json(resp, 200, o);
 }
 
 static void h_job(void *arg, const eddy__http_req_t *req,
                   eddy__http_resp_t *resp)
 {
     eddy__jm_t *jm = arg;
+    const char *id = req->hr_nparams > 0 ? req->hr_params[0] : NULL;
     eddy__mutex_lock(&jm->jm_mu);
-    jm_job_t *jb = job_param(jm, req, resp);
+    jm_job_t *jb = valid_id(id) ? eddy__jm_find_job(jm, id) : NULL;
+    if (jb == NULL) {
+        eddy__mutex_unlock(&jm->jm_mu);
+        /* Ended before this JobManager started: the store's record,
+         * without the graph (its plan is not loaded). */
+        eddy__meta_job_t *mj = NULL;
+        eddy_error_t err = {0};
+        if (!valid_id(id) ||
+            eddy__meta_job_get(jm->jm_meta, id, &mj, &err) != 0) {
+            eddy__http_error(resp, 404, "no job with id '%.64s'",
+                             id != NULL ? id : "");
+            return;
+        }
+        json_t *o = meta_summary(mj);
+        eddy__meta_free(mj);
+        json_object_set_new(o, "vertices", json_array());
+        json_object_set_new(o, "edges", json_array());
+        eddy__http_json(resp, 200, o);
+        return;
+    }
     if (jb != NULL) {
         json_t *o = job_summary(jb);
         json_t *vs = json_array();
