@@ -57,6 +57,8 @@ typedef struct jm_task_metrics {
     double tm_rate;       /* records in per second */
     double tm_rate_out;   /* records out per second */
     double tm_bp_ratio;   /* share of time its writers were blocked */
+    uint64_t tm_lat[14];  /* latency marker counts per bucket (runtime.h) */
+    uint64_t tm_lat_sum_us;
 } jm_task_metrics_t;
 
 typedef struct jm_job {

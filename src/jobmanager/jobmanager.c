@@ -836,6 +836,10 @@ static void on_metrics(eddy__jm_t *jm, jm_tm_t *tm,
             x->tm_bp_ratio = EDDY_MIN(
                 1.0, (double)(m->backpressure_ns - x->tm_bp_ns) / (dt * 1e9));
         }
+        for (size_t b = 0; b < m->n_latency_buckets && b < 14; b++) {
+            x->tm_lat[b] = m->latency_buckets[b];
+        }
+        x->tm_lat_sum_us = m->latency_sum_us;
         x->tm_records_in = m->records_in;
         x->tm_records_out = m->records_out;
         x->tm_bp_ns = m->backpressure_ns;

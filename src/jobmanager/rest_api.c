@@ -321,6 +321,43 @@ static void h_job(void *arg, const eddy__http_req_t *req,
     eddy__mutex_unlock(&jm->jm_mu);
 }
 
+_Static_assert(EDDY__LAT_BUCKETS == 14, "jm_task_metrics_t.tm_lat");
+
+/* The q-quantile of a bucketed latency histogram, as the upper bound (ms)
+ * of the bucket that holds it (the overflow bucket reports the last
+ * bound); null when there were no markers. */
+static json_t *quantile_ms(const uint64_t *b, double q)
+{
+    uint64_t total = 0;
+    for (int i = 0; i < EDDY__LAT_BUCKETS; i++) {
+        total += b[i];
+    }
+    if (total == 0) {
+        return json_null();
+    }
+    uint64_t want = (uint64_t)(q * (double)total + 0.999999), seen = 0;
+    for (int i = 0; i < EDDY__LAT_BUCKETS - 1; i++) {
+        seen += b[i];
+        if (seen >= want) {
+            return json_real(eddy__lat_bounds_ms[i]);
+        }
+    }
+    return json_real(eddy__lat_bounds_ms[EDDY__LAT_BUCKETS - 2]);
+}
+
+static json_t *latency_json(const uint64_t *b, uint64_t sum_us)
+{
+    uint64_t n = 0;
+    for (int i = 0; i < EDDY__LAT_BUCKETS; i++) {
+        n += b[i];
+    }
+    return json_pack(
+        "{s:I, s:o, s:o, s:o, s:o}", "markers", (json_int_t)n, "mean_ms",
+        n > 0 ? json_real((double)sum_us / 1000.0 / (double)n) : json_null(),
+        "p50_ms", quantile_ms(b, 0.50), "p95_ms", quantile_ms(b, 0.95),
+        "p99_ms", quantile_ms(b, 0.99));
+}
+
 /* Per vertex: records in (total and per second, summed over subtasks), the
  * worst back-pressure ratio, the lowest input watermark; per subtask the
  * same figures as the TaskManagers last reported them. */
@@ -341,7 +378,7 @@ static void h_job_metrics(void *arg, const eddy__http_req_t *req,
     json_array_foreach(json_object_get(jb->jb_plan, "vertices"), vi, v)
     {
         int par = (int)json_integer_value(json_object_get(v, "parallelism"));
-        uint64_t in = 0, out = 0;
+        uint64_t in = 0, out = 0, lat[EDDY__LAT_BUCKETS] = {0}, lat_sum = 0;
         double rate = 0, rate_out = 0, bp = 0;
         int64_t wm = INT64_MAX;
         bool any_wm = false;
@@ -350,6 +387,10 @@ static void h_job_metrics(void *arg, const eddy__http_req_t *req,
             const jm_task_metrics_t *x = &jb->jb_metrics[t];
             in += x->tm_records_in;
             out += x->tm_records_out;
+            for (int b = 0; b < EDDY__LAT_BUCKETS; b++) {
+                lat[b] += x->tm_lat[b];
+            }
+            lat_sum += x->tm_lat_sum_us;
             rate += x->tm_rate;
             rate_out += x->tm_rate_out;
             bp = EDDY_MAX(bp, x->tm_bp_ratio);
@@ -371,11 +412,12 @@ static void h_job_metrics(void *arg, const eddy__http_req_t *req,
         }
         json_array_append_new(
             vs, json_pack(
-                    "{s:I, s:O, s:i, s:I, s:f, s:I, s:f, s:f, s:o, s:o}",
+                    "{s:I, s:O, s:i, s:I, s:f, s:I, s:f, s:o, s:f, s:o, s:o}",
                     "index", (json_int_t)vi, "name", json_object_get(v, "name"),
                     "parallelism", par, "records_in", (json_int_t)in,
                     "records_in_per_second", rate, "records_out",
                     (json_int_t)out, "records_out_per_second", rate_out,
+                    "end_to_end_latency", latency_json(lat, lat_sum),
                     "backpressure_ratio", bp, "watermark",
                     any_wm ? json_integer(wm) : json_null(), "subtasks", subs));
     }
@@ -822,10 +864,90 @@ static void h_metrics(void *arg, const eddy__http_req_t *req,
             }
         }
     }
+    /* End-to-end latency of the latency markers, per task. */
+    if (cap - o < 8192) {
+        cap *= 2;
+        b = eddy__realloc(b, cap);
+    }
+    o += (size_t)snprintf(
+        b + o, cap - o,
+        "# HELP eddy_end_to_end_latency_seconds Age of latency markers "
+        "(from their source) when they reached a task.\n"
+        "# TYPE eddy_end_to_end_latency_seconds histogram\n");
+    for (int i = 0; i < jm->jm_njobs; i++) {
+        jm_job_t *jb = jm->jm_jobs[i];
+        if (jb->jb_state != EDDY__JOB_RUNNING) {
+            continue;
+        }
+        char name[600];
+        label(jb->jb_name, name, sizeof(name));
+        size_t vi;
+        json_t *v;
+        int t = 0;
+        json_array_foreach(json_object_get(jb->jb_plan, "vertices"), vi, v)
+        {
+            char task[600];
+            label(json_string_value(json_object_get(v, "name")), task,
+                  sizeof(task));
+            int par =
+                (int)json_integer_value(json_object_get(v, "parallelism"));
+            for (int sub = 0; sub < par && t < jb->jb_ntasks; sub++, t++) {
+                const jm_task_metrics_t *x = &jb->jb_metrics[t];
+                uint64_t n = 0;
+                for (int k = 0; k < EDDY__LAT_BUCKETS; k++) {
+                    n += x->tm_lat[k];
+                }
+                if (n == 0 || jb->jb_task_tm[t] == NULL) {
+                    continue;
+                }
+                char lbl[1600];
+                eddy__fmt(lbl, sizeof(lbl),
+                          "job_id=\"%s\",job_name=\"%s\",task=\"%s\","
+                          "subtask=\"%d\",tm_id=\"%s\"",
+                          jb->jb_id, name, task, sub, jb->jb_task_tm[t]->tm_id);
+                uint64_t cum = 0;
+                for (int k = 0; k < EDDY__LAT_BUCKETS; k++) {
+                    if (cap - o < 8192) {
+                        cap *= 2;
+                        b = eddy__realloc(b, cap);
+                    }
+                    cum += x->tm_lat[k];
+                    char le[32];
+                    if (k < EDDY__LAT_BUCKETS - 1) {
+                        snprintf(le, sizeof(le), "%g",
+                                 eddy__lat_bounds_ms[k] / 1000.0);
+                    } else {
+                        snprintf(le, sizeof(le), "+Inf");
+                    }
+                    o += (size_t)snprintf(
+                        b + o, cap - o,
+                        "eddy_end_to_end_latency_seconds_bucket{%s,le=\"%s\"} "
+                        "%llu\n",
+                        lbl, le, (unsigned long long)cum);
+                }
+                if (cap - o < 8192) {
+                    cap *= 2;
+                    b = eddy__realloc(b, cap);
+                }
+                o += (size_t)snprintf(
+                    b + o, cap - o,
+                    "eddy_end_to_end_latency_seconds_sum{%s} %.6f\n"
+                    "eddy_end_to_end_latency_seconds_count{%s} %llu\n",
+                    lbl, (double)x->tm_lat_sum_us / 1e6, lbl,
+                    (unsigned long long)n);
+            }
+        }
+    }
+    /* Room for the rest: a header and two lines per job. */
+    size_t need = o + 1024 + (size_t)jm->jm_njobs * 512;
+    if (cap < need) {
+        cap = need;
+        b = eddy__realloc(b, cap);
+    }
     o += (size_t)snprintf(b + o, cap - o,
                           "# HELP eddy_checkpoints_total Checkpoints by "
                           "result.\n# TYPE eddy_checkpoints_total counter\n");
-    for (int i = 0; i < jm->jm_njobs && o < cap - 512; i++) {
+    for (int i = 0; i < jm->jm_njobs; i++) {
         jm_job_t *jb = jm->jm_jobs[i];
         if (jb->jb_coord == NULL) {
             continue;

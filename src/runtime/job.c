@@ -274,6 +274,10 @@ static int build_job(eddy__job_t *job, eddy_env_t *env, eddy__plan_t *pl,
             t->t_wm = INT64_MIN;
             atomic_init(&t->t_m_records_in, 0);
             atomic_init(&t->t_m_records_out, 0);
+            for (int b = 0; b < EDDY__LAT_BUCKETS; b++) {
+                atomic_init(&t->t_lat_buckets[b], 0);
+            }
+            atomic_init(&t->t_lat_sum_us, 0);
             atomic_init(&t->t_m_wm, INT64_MIN);
             t->t_next_tick_ms = INT64_MAX;
             if (vrt[v].nin > 0) {

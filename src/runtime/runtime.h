@@ -36,6 +36,11 @@ typedef struct eddy__op eddy__op_t;
 typedef struct eddy__task eddy__task_t;
 typedef struct eddy__job eddy__job_t;
 
+/* Latency histogram buckets: upper bounds in ms, the last one +Inf. */
+#define EDDY__LAT_BUCKETS 14
+extern const double eddy__lat_bounds_ms[EDDY__LAT_BUCKETS - 1];
+#define EDDY__MARKER_INTERVAL_MS 1000
+
 /*
  * Where the tasks of a plan run, for a TaskManager: per global task index
  * (vertex order, then subtask), NULL for "here" or the data-plane address
@@ -456,6 +461,13 @@ struct eddy__task {
     atomic_uint_fast64_t t_m_records_in;
     atomic_uint_fast64_t t_m_records_out; /* through its writers */
     atomic_int_fast64_t t_m_wm;
+    /* End-to-end latency (latency markers, DESIGN.md §4): sources send
+     * one every EDDY__MARKER_INTERVAL_MS down one channel of each output;
+     * every task records its age on arrival and passes it on. */
+    int64_t t_next_marker_ms;
+    unsigned t_marker_rr;
+    atomic_uint_fast64_t t_lat_buckets[EDDY__LAT_BUCKETS];
+    atomic_uint_fast64_t t_lat_sum_us;
     /* Checkpoints (snapshot.c). The mailbox: the coordinator side stores
      * ids and raises t_mail; the task thread looks between buffers. */
     int t_index;                    /* in the job, for acknowledgements */

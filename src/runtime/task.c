@@ -454,6 +454,9 @@ static void publish_metrics(eddy__task_t *t)
     atomic_store_explicit(&t->t_m_wm, t->t_wm, memory_order_relaxed);
 }
 
+static int send_marker(eddy__task_t *t, int64_t born_us);
+static int64_t wall_us(void);
+
 /* ---- the loops ---- */
 
 static int run_source(eddy__task_t *t)
@@ -470,6 +473,16 @@ static int run_source(eddy__task_t *t)
         eddy__tls_op = head;
         rc = head->op_class->oc_poll(head, 4096);
         publish_metrics(t);
+        if (rc >= 0 && t->t_nwriters > 0) {
+            int64_t now = eddy__now_ms();
+            if (now >= t->t_next_marker_ms) {
+                t->t_next_marker_ms = now + EDDY__MARKER_INTERVAL_MS;
+                int mrc = send_marker(t, wall_us());
+                if (mrc != 0) {
+                    return mrc;
+                }
+            }
+        }
         if (rc < 0) {
             return rc;
         }
@@ -483,6 +496,54 @@ static int run_source(eddy__task_t *t)
             return rc;
         }
     }
+}
+
+const double eddy__lat_bounds_ms[EDDY__LAT_BUCKETS - 1] = {
+    1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000};
+
+/* Wall clock in microseconds: markers cross processes (and machines). */
+static int64_t wall_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Sends a latency marker (born at `born_us`, wall clock) down one channel
+ * of each output, a different one each time, so markers sample every path
+ * without multiplying. */
+static int send_marker(eddy__task_t *t, int64_t born_us)
+{
+    unsigned rr = t->t_marker_rr++;
+    for (int i = 0; i < t->t_nwriters; i++) {
+        eddy__writer_t *wr = t->t_writers[i];
+        int rc = eddy__outchan_write_event(
+            &wr->wr_chans[rr % (unsigned)wr->wr_nchan], EDDY__EL_LATENCY,
+            born_us);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
+/* A marker arrived: its age is the end-to-end latency from the source to
+ * here (wall clocks: across machines as good as their synchronisation). */
+static int on_marker(eddy__task_t *t, int64_t born_us)
+{
+    int64_t age = wall_us() - born_us;
+    if (age < 0) {
+        age = 0;
+    }
+    int b = 0;
+    while (b < EDDY__LAT_BUCKETS - 1 &&
+           (double)age > eddy__lat_bounds_ms[b] * 1000.0) {
+        b++;
+    }
+    atomic_fetch_add_explicit(&t->t_lat_buckets[b], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&t->t_lat_sum_us, (uint64_t)age,
+                              memory_order_relaxed);
+    return send_marker(t, born_us);
 }
 
 static int handle_element(eddy__task_t *t, int ch, const eddy__element_t *el)
@@ -517,8 +578,7 @@ static int handle_element(eddy__task_t *t, int ch, const eddy__element_t *el)
     case EDDY__EL_BARRIER:
         return eddy__task_on_barrier(t, ch, el->el_value);
     case EDDY__EL_LATENCY:
-        /* Not produced yet (latency markers come with metrics). */
-        return 0;
+        return on_marker(t, el->el_value);
     default:
         return EDDY_ERR_FORMAT;
     }

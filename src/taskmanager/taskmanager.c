@@ -688,7 +688,8 @@ static void on_peer_lost(void *arg, const char *peer, const char *reason)
 /* What every running task did so far, for the heartbeat (the JobManager
  * turns it into rates and serves it as metrics). */
 static size_t collect_metrics(eddy__tm_t *tm, Eddy__Rpc__TaskMetrics **out,
-                              Eddy__Rpc__TaskMetrics ***ptrs)
+                              Eddy__Rpc__TaskMetrics ***ptrs,
+                              uint64_t **buckets)
 {
     size_t n = 0, cap = 0;
     eddy__mutex_lock(&tm->tm_mu);
@@ -698,6 +699,7 @@ static size_t collect_metrics(eddy__tm_t *tm, Eddy__Rpc__TaskMetrics **out,
     }
     *out = eddy__calloc(cap + 1, sizeof(**out));
     *ptrs = eddy__calloc(cap + 1, sizeof(**ptrs));
+    *buckets = eddy__calloc((cap + 1) * EDDY__LAT_BUCKETS, sizeof(uint64_t));
     int64_t now = now_ms();
     for (int k = 0; k < tm->tm_natt; k++) {
         tm_attempt_t *a = tm->tm_att[k];
@@ -731,6 +733,15 @@ static size_t collect_metrics(eddy__tm_t *tm, Eddy__Rpc__TaskMetrics **out,
             m->records_out =
                 atomic_load_explicit(&t->t_m_records_out, memory_order_relaxed);
             m->backpressure_ns = bp;
+            uint64_t *bk = *buckets + n * EDDY__LAT_BUCKETS;
+            for (int b = 0; b < EDDY__LAT_BUCKETS; b++) {
+                bk[b] = atomic_load_explicit(&t->t_lat_buckets[b],
+                                             memory_order_relaxed);
+            }
+            m->n_latency_buckets = EDDY__LAT_BUCKETS;
+            m->latency_buckets = bk;
+            m->latency_sum_us =
+                atomic_load_explicit(&t->t_lat_sum_us, memory_order_relaxed);
             m->watermark_ms =
                 atomic_load_explicit(&t->t_m_wm, memory_order_relaxed);
             (*ptrs)[n++] = m;
@@ -1067,11 +1078,13 @@ int eddy__tm_run(eddy__tm_t *tm, volatile int *stop)
             env.body_case = EDDY__RPC__ENVELOPE__BODY_HEARTBEAT;
             env.heartbeat = &hb;
             Eddy__Rpc__TaskMetrics *tms = NULL, **tmp = NULL;
-            hb.n_tasks = collect_metrics(tm, &tms, &tmp);
+            uint64_t *bk = NULL;
+            hb.n_tasks = collect_metrics(tm, &tms, &tmp, &bk);
             hb.tasks = tmp;
             send_env(tm, &env);
             free(tms);
             free(tmp);
+            free(bk);
         }
         ack_finished(tm);
         reap_attempts(tm);
