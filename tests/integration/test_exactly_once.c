@@ -3,7 +3,7 @@
  *
  * A dev broker (`eddy kafka-dev`) holds N numbered records in 4 partitions;
  * a private PostgreSQL server holds the table counts(k, c). The job
- * (jobs/exactly_once.c) reads the records, keeps a running count per key
+ * (examples/exactly_once.c) reads the records, keeps a running count per key
  * and writes "key,count" rows to PostgreSQL and to part files, both
  * exactly once. The test kills the job with SIGKILL at named points
  * (EDDY_FAULT: during alignment, during the asynchronous snapshot, after a

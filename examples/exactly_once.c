@@ -1,9 +1,21 @@
 /*
- * The exactly-once crash-test job (issue 4 §9): numbered records -> keyed
- * running count -> "key,count" rows into PostgreSQL and part files, both
- * exactly once. Killed and restarted from its checkpoints by
- * tests/integration/test_exactly_once.c, which then checks that every
- * key's counts are exactly 1, 2, ..., n in both outputs.
+ * exactly_once — numbered records -> keyed running count -> "key,count"
+ * rows into part files (and optionally PostgreSQL), both exactly once
+ * across crashes. The job tests/integration/test_exactly_once.c and
+ * test_cluster.c kill and restart; also the one to watch recover by hand:
+ *
+ *   eddy cluster start --taskmanagers 3
+ *   eddy run build/examples/exactly_once.so -p 4 --checkpoint-interval 1s \
+ *       -- --count 200000 --rate 20000 --out /tmp/eo-out
+ *   (kill -9 a TaskManager while it runs: /tmp/eddy/run/taskmanager-1.pid)
+ *   cat /tmp/eo-out/part-* | wc -l            -> 200000
+ *   cat /tmp/eo-out/part-* | sort | uniq -d   -> nothing
+ *
+ * Input: generated (--count N, records "0".."N-1" at --rate R records/s), or
+ * a Kafka topic (--kafka, bounded at the end offsets seen at start).
+ * Output: one line "k<i>,<c>" per record: key k<i mod K> and that key's
+ * running count c, so every key's counts are exactly 1, 2, ..., n once each
+ * in the committed part files (and PostgreSQL table), whatever crashed.
  *
  * Arguments (after `--`):
  *   --kafka BOOTSTRAP --topic T   read records from Kafka (bounded: up to the
