@@ -100,7 +100,7 @@ static const eddy__setting_def_t defs[] = {
     INTEGER("taskmanager.slots", "4", 1, 1024, false,
             "Task slots a TaskManager offers; each runs one parallel "
             "slice of a job"),
-    INTEGER("taskmanager.network.exclusive_buffers", "16", 1, 1024, false,
+    INTEGER("taskmanager.network.exclusive_buffers", "32", 1, 1024, false,
             "Credits (32 KiB buffers) a TaskManager grants each input "
             "channel from another TaskManager"),
     INTEGER("taskmanager.network.floating_buffers", "8", 0, 65536, false,

@@ -1892,7 +1892,7 @@ void eddy__dp_options_init(eddy__dp_options_t *o)
     memset(o, 0, sizeof(*o));
     o->do_bind = "127.0.0.1";
     o->do_segment_size = 32 * 1024;
-    o->do_exclusive = 16;
+    o->do_exclusive = 32;
     o->do_floating = 8;
 }
 

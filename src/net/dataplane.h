@@ -78,7 +78,7 @@ typedef struct eddy__dp_options {
                                       messages); default: the address */
     size_t do_segment_size;        /* buffer size, default 32 KiB (must equal
                                       the job's buffer size) */
-    int do_exclusive; /* exclusive credits per remote input channel, def. 16 */
+    int do_exclusive; /* exclusive credits per remote input channel, def. 32 */
     int do_floating;  /* floating buffers per TaskManager, default 8 */
     /*
      * Called from the I/O thread when a peer connection is lost (EOF, reset,
