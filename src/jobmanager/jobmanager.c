@@ -1000,14 +1000,6 @@ static void reply(jm_cmd_t *c, int status, json_t *body)
     c->cm_done = true;
 }
 
-static void random_hex(char *out, size_t nbytes)
-{
-    eddy__config_t tmp;
-    eddy__config_init(&tmp); /* it makes a random 32-hex-digit id */
-    eddy__fmt(out, nbytes * 2 + 1, "%.*s", (int)(nbytes * 2), tmp.job_id);
-    eddy__config_free(&tmp);
-}
-
 static void cmd_savepoint(eddy__jm_t *jm, jm_job_t *jb, jm_cmd_t *c, bool stop)
 {
     if (jb->jb_state != EDDY__JOB_RUNNING) {
@@ -1042,9 +1034,9 @@ static void cmd_savepoint(eddy__jm_t *jm, jm_job_t *jb, jm_cmd_t *c, bool stop)
     }
     jm_savepoint_t *s = &jb->jb_sp[jb->jb_nsp];
     memset(s, 0, sizeof(*s));
-    random_hex(s->sp_request, 16);
+    eddy__random_hex(s->sp_request, 16);
     char r[9];
-    random_hex(r, 4);
+    eddy__random_hex(r, 4);
     eddy__fmt(s->sp_dir, sizeof(s->sp_dir), "%s/savepoint-%.6s-%s",
               c->cm_dir[0] ? c->cm_dir : jm->jm_sp_dir, jb->jb_id, r);
     s->sp_stop = stop;
@@ -1180,7 +1172,7 @@ int eddy__jm_submit(eddy__jm_t *jm, const char *so_path,
                     char *job_id, eddy_error_t *err)
 {
     char id[33];
-    random_hex(id, 16);
+    eddy__random_hex(id, 16);
     char dir[4096], so[4200];
     eddy__fmt(dir, sizeof(dir), "%s/%s", jm->jm_artifact_dir, id);
     eddy__fmt(so, sizeof(so), "%s/job.so", dir);
@@ -1356,7 +1348,7 @@ int eddy__jm_new(const eddy__settings_t *st, const char *exe, eddy__jm_t **out,
     jm->jm_wake[0] = jm->jm_wake[1] = -1;
     pthread_mutex_init(&jm->jm_mu, NULL);
     pthread_cond_init(&jm->jm_cmd_cv, NULL);
-    random_hex(jm->jm_id, 16);
+    eddy__random_hex(jm->jm_id, 16);
     jm->jm_start_ms = now_ms();
     jm->jm_exe = exe != NULL ? eddy__strdup(exe) : NULL;
     const char *dd = eddy__settings_get_str(st, "data.dir");

@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/prom.h"
 #include "jobmanager/jm_internal.h"
 #include "runtime/runtime.h"
 
@@ -752,201 +753,147 @@ static void h_submit(void *arg, const eddy__http_req_t *req,
     eddy__http_json(resp, 200, json_pack("{s:s}", "job_id", job_id));
 }
 
-/* A Prometheus label value: backslash, double quote and newline escaped;
- * cut to fit. */
-static const char *label(const char *in, char *buf, size_t size)
-{
-    size_t o = 0;
-    for (; *in != '\0' && o + 3 < size; in++) {
-        if (*in == '\\' || *in == '"') {
-            buf[o++] = '\\';
-            buf[o++] = *in;
-        } else if (*in == '\n') {
-            buf[o++] = '\\';
-            buf[o++] = 'n';
-        } else {
-            buf[o++] = *in;
-        }
-    }
-    buf[o] = '\0';
-    return buf;
-}
+/* One task of a running job, as the per-task series list it. */
+typedef struct prom_task {
+    const jm_job_t *pt_job;
+    int pt_task;          /* global index */
+    const char *pt_vname; /* its vertex's name */
+    int pt_subtask;
+} prom_task_t;
 
-/* Prometheus text format (JobManager-level gauges and counters). */
-static void h_metrics(void *arg, const eddy__http_req_t *req,
-                      eddy__http_resp_t *resp)
+/* The tasks of the running jobs that a TaskManager reported on (jm_mu). */
+static prom_task_t *prom_tasks(eddy__jm_t *jm, size_t *n)
 {
-    EDDY_UNUSED(req);
-    eddy__jm_t *jm = arg;
-    eddy__mutex_lock(&jm->jm_mu);
-    int total, active;
-    int free_slots = eddy__jm_free_slots(jm, &total, &active);
-    size_t cap = 4096 + (size_t)jm->jm_njobs * 512;
-    char *b = eddy__malloc(cap);
-    size_t o = 0;
-    o += (size_t)snprintf(
-        b + o, cap - o,
-        "# HELP eddy_task_managers TaskManagers registered and alive.\n"
-        "# TYPE eddy_task_managers gauge\neddy_task_managers %d\n"
-        "# HELP eddy_slots_total Slots offered by live TaskManagers.\n"
-        "# TYPE eddy_slots_total gauge\neddy_slots_total %d\n"
-        "# HELP eddy_slots_available Slots not running a job.\n"
-        "# TYPE eddy_slots_available gauge\neddy_slots_available %d\n"
-        "# HELP eddy_restarts_total Restarts of a job.\n"
-        "# TYPE eddy_restarts_total counter\n",
-        active, total, free_slots);
-    for (int i = 0; i < jm->jm_njobs && o < cap - 512; i++) {
-        jm_job_t *jb = jm->jm_jobs[i];
-        o += (size_t)snprintf(b + o, cap - o,
-                              "eddy_restarts_total{job_id=\"%s\"} %d\n",
-                              jb->jb_id, jb->jb_restarts);
-    }
-    static const char *const series[][3] = {
-        {"eddy_records_in_total", "counter", "Records a task took in."},
-        {"eddy_records_out_total", "counter",
-         "Records a task sent to other tasks."},
-        {"eddy_backpressure_ratio", "gauge",
-         "Share of time a task's writers waited for room downstream."},
-        {"eddy_current_input_watermark_seconds", "gauge",
-         "A task's input watermark."},
-    };
-    for (size_t k = 0; k < EDDY_ARRAY_SIZE(series); k++) {
-        o += (size_t)snprintf(b + o, cap - o, "# HELP %s %s\n# TYPE %s %s\n",
-                              series[k][0], series[k][2], series[k][0],
-                              series[k][1]);
-        for (int i = 0; i < jm->jm_njobs; i++) {
-            jm_job_t *jb = jm->jm_jobs[i];
-            if (jb->jb_state != EDDY__JOB_RUNNING) {
-                continue;
-            }
-            char name[600];
-            label(jb->jb_name, name, sizeof(name));
-            size_t vi;
-            json_t *v;
-            int t = 0;
-            json_array_foreach(json_object_get(jb->jb_plan, "vertices"), vi, v)
-            {
-                char task[600];
-                label(json_string_value(json_object_get(v, "name")), task,
-                      sizeof(task));
-                int par =
-                    (int)json_integer_value(json_object_get(v, "parallelism"));
-                for (int sub = 0; sub < par && t < jb->jb_ntasks; sub++, t++) {
-                    const jm_task_metrics_t *x = &jb->jb_metrics[t];
-                    if (x->tm_at_ms == 0 ||
-                        (k == 3 && x->tm_watermark == INT64_MIN) ||
-                        jb->jb_task_tm[t] == NULL) {
-                        continue;
-                    }
-                    if (cap - o < 2048) {
-                        cap *= 2;
-                        b = eddy__realloc(b, cap);
-                    }
-                    o += (size_t)snprintf(
-                        b + o, cap - o,
-                        "%s{job_id=\"%s\",job_name=\"%s\",task=\"%s\","
-                        "subtask=\"%d\",tm_id=\"%s\"} ",
-                        series[k][0], jb->jb_id, name, task, sub,
-                        jb->jb_task_tm[t]->tm_id);
-                    if (k <= 1) {
-                        o += (size_t)snprintf(
-                            b + o, cap - o, "%llu\n",
-                            (unsigned long long)(k == 0 ? x->tm_records_in
-                                                        : x->tm_records_out));
-                    } else if (k == 2) {
-                        o += (size_t)snprintf(b + o, cap - o, "%.6f\n",
-                                              x->tm_bp_ratio);
-                    } else {
-                        o += (size_t)snprintf(b + o, cap - o, "%.3f\n",
-                                              (double)x->tm_watermark / 1000.0);
-                    }
-                }
-            }
-        }
-    }
-    /* End-to-end latency of the latency markers, per task. */
-    if (cap - o < 8192) {
-        cap *= 2;
-        b = eddy__realloc(b, cap);
-    }
-    o += (size_t)snprintf(
-        b + o, cap - o,
-        "# HELP eddy_end_to_end_latency_seconds Age of latency markers "
-        "(from their source) when they reached a task.\n"
-        "# TYPE eddy_end_to_end_latency_seconds histogram\n");
+    size_t cap = 0;
     for (int i = 0; i < jm->jm_njobs; i++) {
-        jm_job_t *jb = jm->jm_jobs[i];
+        cap += (size_t)jm->jm_jobs[i]->jb_ntasks;
+    }
+    prom_task_t *pt = eddy__calloc(cap + 1, sizeof(*pt));
+    *n = 0;
+    for (int i = 0; i < jm->jm_njobs; i++) {
+        const jm_job_t *jb = jm->jm_jobs[i];
         if (jb->jb_state != EDDY__JOB_RUNNING) {
             continue;
         }
-        char name[600];
-        label(jb->jb_name, name, sizeof(name));
         size_t vi;
         json_t *v;
         int t = 0;
         json_array_foreach(json_object_get(jb->jb_plan, "vertices"), vi, v)
         {
-            char task[600];
-            label(json_string_value(json_object_get(v, "name")), task,
-                  sizeof(task));
             int par =
                 (int)json_integer_value(json_object_get(v, "parallelism"));
             for (int sub = 0; sub < par && t < jb->jb_ntasks; sub++, t++) {
-                const jm_task_metrics_t *x = &jb->jb_metrics[t];
-                uint64_t n = 0;
-                for (int k = 0; k < EDDY__LAT_BUCKETS; k++) {
-                    n += x->tm_lat[k];
+                if (jb->jb_metrics[t].tm_at_ms != 0 &&
+                    jb->jb_task_tm[t] != NULL) {
+                    pt[(*n)++] = (prom_task_t){
+                        jb, t, json_string_value(json_object_get(v, "name")),
+                        sub};
                 }
-                if (n == 0 || jb->jb_task_tm[t] == NULL) {
-                    continue;
-                }
-                char lbl[1600];
-                eddy__fmt(lbl, sizeof(lbl),
-                          "job_id=\"%s\",job_name=\"%s\",task=\"%s\","
-                          "subtask=\"%d\",tm_id=\"%s\"",
-                          jb->jb_id, name, task, sub, jb->jb_task_tm[t]->tm_id);
-                uint64_t cum = 0;
-                for (int k = 0; k < EDDY__LAT_BUCKETS; k++) {
-                    if (cap - o < 8192) {
-                        cap *= 2;
-                        b = eddy__realloc(b, cap);
-                    }
-                    cum += x->tm_lat[k];
-                    char le[32];
-                    if (k < EDDY__LAT_BUCKETS - 1) {
-                        snprintf(le, sizeof(le), "%g",
-                                 eddy__lat_bounds_ms[k] / 1000.0);
-                    } else {
-                        snprintf(le, sizeof(le), "+Inf");
-                    }
-                    o += (size_t)snprintf(
-                        b + o, cap - o,
-                        "eddy_end_to_end_latency_seconds_bucket{%s,le=\"%s\"} "
-                        "%llu\n",
-                        lbl, le, (unsigned long long)cum);
-                }
-                if (cap - o < 8192) {
-                    cap *= 2;
-                    b = eddy__realloc(b, cap);
-                }
-                o += (size_t)snprintf(
-                    b + o, cap - o,
-                    "eddy_end_to_end_latency_seconds_sum{%s} %.6f\n"
-                    "eddy_end_to_end_latency_seconds_count{%s} %llu\n",
-                    lbl, (double)x->tm_lat_sum_us / 1e6, lbl,
-                    (unsigned long long)n);
             }
         }
     }
-    /* Room for the rest: a header and two lines per job. */
-    size_t need = o + 1024 + (size_t)jm->jm_njobs * 512;
-    if (cap < need) {
-        cap = need;
-        b = eddy__realloc(b, cap);
+    return pt;
+}
+
+static void prom_labels(eddy__bytes_t *b, const char *name,
+                        const prom_task_t *p, const char *extra)
+{
+    eddy__prom_task_labels(b, name, p->pt_job->jb_id, p->pt_job->jb_name,
+                           p->pt_vname, p->pt_subtask,
+                           p->pt_job->jb_task_tm[p->pt_task]->tm_id, extra);
+}
+
+/* Prometheus text format: the cluster, and every running task's figures as
+ * its TaskManager last reported them. */
+static void h_metrics(void *arg, const eddy__http_req_t *req,
+                      eddy__http_resp_t *resp)
+{
+    EDDY_UNUSED(req);
+    eddy__jm_t *jm = arg;
+    eddy__bytes_t b = {0};
+    eddy__mutex_lock(&jm->jm_mu);
+    int total, active;
+    int free_slots = eddy__jm_free_slots(jm, &total, &active);
+    eddy__prom_header(&b, "eddy_task_managers", "gauge",
+                      "TaskManagers registered and alive.");
+    eddy__prom_printf(&b, "eddy_task_managers %d\n", active);
+    eddy__prom_header(&b, "eddy_slots_total", "gauge",
+                      "Slots offered by live TaskManagers.");
+    eddy__prom_printf(&b, "eddy_slots_total %d\n", total);
+    eddy__prom_header(&b, "eddy_slots_available", "gauge",
+                      "Slots not running a job.");
+    eddy__prom_printf(&b, "eddy_slots_available %d\n", free_slots);
+    eddy__prom_header(&b, "eddy_restarts_total", "counter",
+                      "Restarts of a job.");
+    for (int i = 0; i < jm->jm_njobs; i++) {
+        eddy__prom_printf(&b, "eddy_restarts_total{job_id=\"%s\"} %d\n",
+                          jm->jm_jobs[i]->jb_id, jm->jm_jobs[i]->jb_restarts);
     }
-    o += (size_t)snprintf(b + o, cap - o,
-                          "# HELP eddy_checkpoints_total Checkpoints by "
-                          "result.\n# TYPE eddy_checkpoints_total counter\n");
+    size_t n;
+    prom_task_t *pt = prom_tasks(jm, &n);
+    for (int k = 0; k < EDDY__PROM_TASK_SERIES_COUNT; k++) {
+        eddy__prom_task_header(&b, (eddy__prom_task_series_t)k);
+        for (size_t i = 0; i < n; i++) {
+            const jm_task_metrics_t *x =
+                &pt[i].pt_job->jb_metrics[pt[i].pt_task];
+            if (k == EDDY__PROM_WATERMARK && x->tm_watermark == INT64_MIN) {
+                continue;
+            }
+            prom_labels(&b, eddy__prom_task_name((eddy__prom_task_series_t)k),
+                        &pt[i], NULL);
+            switch (k) {
+            case EDDY__PROM_RECORDS_IN:
+            case EDDY__PROM_RECORDS_OUT:
+                eddy__prom_printf(
+                    &b, "%llu\n",
+                    (unsigned long long)(k == EDDY__PROM_RECORDS_IN
+                                             ? x->tm_records_in
+                                             : x->tm_records_out));
+                break;
+            case EDDY__PROM_BACKPRESSURE:
+                eddy__prom_printf(&b, "%.6f\n", x->tm_bp_ratio);
+                break;
+            default:
+                eddy__prom_printf(&b, "%.3f\n",
+                                  (double)x->tm_watermark / 1000.0);
+            }
+        }
+    }
+    /* End-to-end latency of the latency markers, per task. */
+    eddy__prom_header(&b, "eddy_end_to_end_latency_seconds", "histogram",
+                      "Age of latency markers (from their source) when they "
+                      "reached a task.");
+    for (size_t i = 0; i < n; i++) {
+        const jm_task_metrics_t *x = &pt[i].pt_job->jb_metrics[pt[i].pt_task];
+        uint64_t cum = 0;
+        for (int k = 0; k < EDDY__LAT_BUCKETS; k++) {
+            cum += x->tm_lat[k];
+        }
+        if (cum == 0) {
+            continue;
+        }
+        cum = 0;
+        for (int k = 0; k < EDDY__LAT_BUCKETS; k++) {
+            char le[48];
+            if (k < EDDY__LAT_BUCKETS - 1) {
+                snprintf(le, sizeof(le), "le=\"%g\"",
+                         eddy__lat_bounds_ms[k] / 1000.0);
+            } else {
+                snprintf(le, sizeof(le), "le=\"+Inf\"");
+            }
+            cum += x->tm_lat[k];
+            prom_labels(&b, "eddy_end_to_end_latency_seconds_bucket", &pt[i],
+                        le);
+            eddy__prom_printf(&b, "%llu\n", (unsigned long long)cum);
+        }
+        prom_labels(&b, "eddy_end_to_end_latency_seconds_sum", &pt[i], NULL);
+        eddy__prom_printf(&b, "%.6f\n", (double)x->tm_lat_sum_us / 1e6);
+        prom_labels(&b, "eddy_end_to_end_latency_seconds_count", &pt[i], NULL);
+        eddy__prom_printf(&b, "%llu\n", (unsigned long long)cum);
+    }
+    free(pt);
+    eddy__prom_header(&b, "eddy_checkpoints_total", "counter",
+                      "Checkpoints by result.");
     for (int i = 0; i < jm->jm_njobs; i++) {
         jm_job_t *jb = jm->jm_jobs[i];
         if (jb->jb_coord == NULL) {
@@ -954,8 +901,8 @@ static void h_metrics(void *arg, const eddy__http_req_t *req,
         }
         eddy__coord_stats_t st;
         eddy__coord_stats(jb->jb_coord, &st);
-        o += (size_t)snprintf(
-            b + o, cap - o,
+        eddy__prom_printf(
+            &b,
             "eddy_checkpoints_total{job_id=\"%s\",result=\"completed\"} "
             "%llu\n"
             "eddy_checkpoints_total{job_id=\"%s\",result=\"failed\"} %llu\n",
@@ -964,8 +911,8 @@ static void h_metrics(void *arg, const eddy__http_req_t *req,
     }
     eddy__mutex_unlock(&jm->jm_mu);
     resp->hs_status = 200;
-    resp->hs_body = b;
-    resp->hs_body_len = o;
+    resp->hs_body = (char *)b.b_data; /* the server frees it */
+    resp->hs_body_len = b.b_len;
     resp->hs_content_type = "text/plain; version=0.0.4";
 }
 

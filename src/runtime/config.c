@@ -10,26 +10,28 @@
 
 #include "runtime/config.h"
 
-static void random_job_id(char out[33])
+void eddy__random_hex(char *out, size_t nbytes)
 {
-    unsigned char b[16];
+    unsigned char b[64];
+    nbytes = EDDY_MIN(nbytes, sizeof(b));
     bool ok = false;
     int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
     if (fd >= 0) {
-        ok = read(fd, b, sizeof(b)) == (ssize_t)sizeof(b);
+        ok = read(fd, b, nbytes) == (ssize_t)nbytes;
         close(fd);
     }
     if (!ok) {
         /* No urandom (a chroot): time and pid still make ids distinct. */
         uint64_t x = eddy__now_ns() ^ ((uint64_t)getpid() << 32);
-        for (size_t i = 0; i < sizeof(b); i++) {
+        for (size_t i = 0; i < nbytes; i++) {
             x = x * 6364136223846793005u + 1442695040888963407u;
             b[i] = (unsigned char)(x >> 56);
         }
     }
-    for (size_t i = 0; i < sizeof(b); i++) {
+    for (size_t i = 0; i < nbytes; i++) {
         snprintf(out + 2 * i, 3, "%02x", b[i]);
     }
+    out[2 * nbytes] = '\0';
 }
 
 void eddy__config_init(eddy__config_t *c)
@@ -48,7 +50,7 @@ void eddy__config_init(eddy__config_t *c)
     c->restart_max_delay_ms = 60 * 1000;
     c->restart_multiplier = 2.0;
     c->restart_reset_ms = 60 * 60 * 1000;
-    random_job_id(c->job_id);
+    eddy__random_hex(c->job_id, 16);
 }
 
 void eddy__config_free(eddy__config_t *c)

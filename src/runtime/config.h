@@ -45,6 +45,9 @@ typedef struct eddy__config {
     bool restart_explicit;   /* restart.strategy was set */
 } eddy__config_t;
 
+/* Writes 2 * nbytes random lowercase hex digits and a NUL into `out`
+ * (nbytes <= 64): job ids, request ids, TaskManager ids. */
+void eddy__random_hex(char *out, size_t nbytes);
 /* Defaults (strings duplicated) and a fresh random job id. */
 void eddy__config_init(eddy__config_t *c);
 void eddy__config_free(eddy__config_t *c);

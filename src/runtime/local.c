@@ -27,50 +27,29 @@ typedef struct ckpt_rt {
     eddy__ckpt_port_t cr_port; /* what the tasks call */
 } ckpt_rt_t;
 
-static void poke_task(eddy__task_t *t)
-{
-    atomic_store(&t->t_mail, true);
-    if (t->t_gate != NULL) {
-        eddy__gate_poke(t->t_gate);
-    }
-}
-
 /* Hooks run with the coordinator's lock held: they only store and poke. */
 static void hook_trigger(void *arg, int64_t id, bool savepoint)
 {
     ckpt_rt_t *cr = arg;
-    eddy__job_t *job = cr->cr_job;
-    if (job == NULL) {
-        return;
-    }
-    atomic_store(&job->j_triggered, id);
-    for (int i = 0; i < job->j_ntasks; i++) {
-        eddy__task_t *t = job->j_tasks[i];
-        if (t->t_gate == NULL) {
-            atomic_store(&t->t_trigger,
-                         id | (savepoint ? EDDY__BARRIER_SAVEPOINT : 0));
-            poke_task(t);
-        }
+    if (cr->cr_job != NULL) {
+        eddy__job_trigger_sources(
+            cr->cr_job, id | (savepoint ? EDDY__BARRIER_SAVEPOINT : 0));
     }
 }
 
 static void hook_complete(void *arg, int64_t id)
 {
     ckpt_rt_t *cr = arg;
-    eddy__job_t *job = cr->cr_job;
-    for (int i = 0; job != NULL && i < job->j_ntasks; i++) {
-        atomic_store(&job->j_tasks[i]->t_complete, id);
-        poke_task(job->j_tasks[i]);
+    if (cr->cr_job != NULL) {
+        eddy__job_notify(cr->cr_job, id, true);
     }
 }
 
 static void hook_abort(void *arg, int64_t id)
 {
     ckpt_rt_t *cr = arg;
-    eddy__job_t *job = cr->cr_job;
-    for (int i = 0; job != NULL && i < job->j_ntasks; i++) {
-        atomic_store(&job->j_tasks[i]->t_abort, id);
-        poke_task(job->j_tasks[i]);
+    if (cr->cr_job != NULL) {
+        eddy__job_notify(cr->cr_job, id, false);
     }
 }
 
@@ -109,15 +88,7 @@ static void *coord_main(void *arg)
             eddy__coord_trigger_soon(cr->cr_coord, eddy__now_ms());
         }
         int64_t wait = eddy__coord_poll(cr->cr_coord, eddy__now_ms(), 20);
-        int64_t trig = atomic_load(&job->j_triggered);
-        for (int i = 0; i < job->j_ntasks; i++) {
-            eddy__task_t *t = job->j_tasks[i];
-            if (atomic_load(&t->t_finished) &&
-                atomic_load(&t->t_acked_finished) < trig) {
-                atomic_store(&t->t_acked_finished, trig);
-                eddy__task_ack_finished(t, trig);
-            }
-        }
+        eddy__job_ack_finished(job);
         eddy__mutex_lock(&cr->cr_mu);
         if (cr->cr_stop) {
             break;

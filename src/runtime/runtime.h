@@ -616,6 +616,21 @@ int eddy__task_on_channel_end(eddy__task_t *t, int ch);
 void eddy__task_finished(eddy__task_t *t);
 /* The coordinator side: acknowledges `id` for a finished task. */
 void eddy__task_ack_finished(eddy__task_t *t, int64_t id);
+/*
+ * What the coordinator's hooks do to a running attempt, wherever the
+ * coordinator lives (local.c; a TaskManager on RPC messages). They only
+ * store and poke, so they may run under the coordinator's lock.
+ */
+/* Makes the task look at its mailbox soon (wakes a waiting gate). */
+void eddy__task_poke(eddy__task_t *t);
+/* Hands trigger `word` (id | EDDY__BARRIER_SAVEPOINT | EDDY__TRIGGER_DRAIN)
+ * to every source task; records the id as the latest triggered. */
+void eddy__job_trigger_sources(eddy__job_t *job, int64_t word);
+/* Checkpoint `id` completed (or, !complete, was aborted): every task. */
+void eddy__job_notify(eddy__job_t *job, int64_t id, bool complete);
+/* Finished tasks acknowledge the latest triggered checkpoint with what they
+ * left (their sources' final positions). Call periodically. */
+void eddy__job_ack_finished(eddy__job_t *job);
 /* Sets up the task's checkpoint fields (after t_nin is known). */
 void eddy__task_ckpt_init(eddy__task_t *t);
 void eddy__task_ckpt_close(eddy__task_t *t);

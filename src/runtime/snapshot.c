@@ -894,3 +894,48 @@ void eddy__task_ack_finished(eddy__task_t *t, int64_t id)
     }
     submit(job->j_snapper, it);
 }
+
+/* ---- the job's side of the coordinator's hooks (local.c, TaskManager) ---- */
+
+void eddy__task_poke(eddy__task_t *t)
+{
+    atomic_store(&t->t_mail, true);
+    if (t->t_gate != NULL) {
+        eddy__gate_poke(t->t_gate);
+    }
+}
+
+void eddy__job_trigger_sources(eddy__job_t *job, int64_t word)
+{
+    atomic_store(&job->j_triggered,
+                 word & ~(EDDY__BARRIER_SAVEPOINT | EDDY__TRIGGER_DRAIN));
+    for (int i = 0; i < job->j_ntasks; i++) {
+        eddy__task_t *t = job->j_tasks[i];
+        if (t->t_gate == NULL) {
+            atomic_store(&t->t_trigger, word);
+            eddy__task_poke(t);
+        }
+    }
+}
+
+void eddy__job_notify(eddy__job_t *job, int64_t id, bool complete)
+{
+    for (int i = 0; i < job->j_ntasks; i++) {
+        eddy__task_t *t = job->j_tasks[i];
+        atomic_store(complete ? &t->t_complete : &t->t_abort, id);
+        eddy__task_poke(t);
+    }
+}
+
+void eddy__job_ack_finished(eddy__job_t *job)
+{
+    int64_t trig = atomic_load(&job->j_triggered);
+    for (int i = 0; i < job->j_ntasks; i++) {
+        eddy__task_t *t = job->j_tasks[i];
+        if (atomic_load(&t->t_finished) &&
+            atomic_load(&t->t_acked_finished) < trig) {
+            atomic_store(&t->t_acked_finished, trig);
+            eddy__task_ack_finished(t, trig);
+        }
+    }
+}

@@ -7,12 +7,12 @@
 
 #include <errno.h>
 #include <poll.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/prom.h"
 #include "eddy/runner.h"
 #include "net/dataplane.h"
 #include "rest/client.h"
@@ -53,7 +53,6 @@ typedef struct tm_attempt {
     pthread_cond_t a_ck_cv;
     ck_entry_t a_ck[16];
     int a_nck;
-    atomic_int_fast64_t a_triggered;
     atomic_int a_finished; /* tasks here that reported FINISHED */
     /* The newest TriggerCheckpoint as the sources take it (id and flags),
      * kept for a job that is still being built when it arrives. */
@@ -265,26 +264,6 @@ static uint64_t attempt_tag(const tm_attempt_t *a)
     return h ^ ((uint64_t)a->a_attempt * 0x9e3779b97f4a7c15ull);
 }
 
-static void poke(eddy__task_t *t)
-{
-    atomic_store(&t->t_mail, true);
-    if (t->t_gate != NULL) {
-        eddy__gate_poke(t->t_gate);
-    }
-}
-
-/* Hands a checkpoint trigger to the job's source tasks (tm_mu held). */
-static void trigger_sources(eddy__job_t *job, int64_t word)
-{
-    for (int i = 0; job != NULL && i < job->j_ntasks; i++) {
-        eddy__task_t *t = job->j_tasks[i];
-        if (t->t_gate == NULL) {
-            atomic_store(&t->t_trigger, word);
-            poke(t);
-        }
-    }
-}
-
 /*
  * Every task placed here finished, but what they sent to tasks on other
  * TaskManagers may still wait in the data plane for credit: a producer runs
@@ -385,7 +364,7 @@ static void *attempt_main(void *arg)
          * sources take it now, or the checkpoint would never complete. */
         int64_t word = atomic_load(&a->a_trigger_word);
         if (word != 0) {
-            trigger_sources(job, word);
+            eddy__job_trigger_sources(job, word);
         }
         eddy__mutex_unlock(&tm->tm_mu);
         if (cancel) {
@@ -560,12 +539,13 @@ static void on_trigger(eddy__tm_t *tm, const Eddy__Rpc__TriggerCheckpoint *m)
                   m->target_dir != NULL ? m->target_dir : "");
         pthread_cond_broadcast(&a->a_ck_cv);
         eddy__mutex_unlock(&a->a_ck_mu);
-        atomic_store(&a->a_triggered, m->checkpoint_id);
         int64_t word = m->checkpoint_id |
                        (m->savepoint ? EDDY__BARRIER_SAVEPOINT : 0) |
                        (m->drain ? EDDY__TRIGGER_DRAIN : 0);
         atomic_store(&a->a_trigger_word, word);
-        trigger_sources(a->a_job, word);
+        if (a->a_job != NULL) {
+            eddy__job_trigger_sources(a->a_job, word);
+        }
     }
     eddy__mutex_unlock(&tm->tm_mu);
 }
@@ -603,11 +583,8 @@ static void on_notify(eddy__tm_t *tm, const char *job_id, int64_t id,
             }
             eddy__mutex_unlock(&a->a_ck_mu);
         }
-        eddy__job_t *job = a->a_job;
-        for (int i = 0; job != NULL && i < job->j_ntasks; i++) {
-            eddy__task_t *t = job->j_tasks[i];
-            atomic_store(complete ? &t->t_complete : &t->t_abort, id);
-            poke(t);
+        if (a->a_job != NULL) {
+            eddy__job_notify(a->a_job, id, complete);
         }
     }
     eddy__mutex_unlock(&tm->tm_mu);
@@ -619,17 +596,9 @@ static void ack_finished(eddy__tm_t *tm)
 {
     eddy__mutex_lock(&tm->tm_mu);
     for (int k = 0; k < tm->tm_natt; k++) {
-        tm_attempt_t *a = tm->tm_att[k];
-        eddy__job_t *job = a->a_job;
-        int64_t trig = atomic_load(&a->a_triggered);
-        for (int i = 0;
-             job != NULL && job->j_snapper != NULL && i < job->j_ntasks; i++) {
-            eddy__task_t *t = job->j_tasks[i];
-            if (atomic_load(&t->t_finished) &&
-                atomic_load(&t->t_acked_finished) < trig) {
-                atomic_store(&t->t_acked_finished, trig);
-                eddy__task_ack_finished(t, trig);
-            }
+        eddy__job_t *job = tm->tm_att[k]->a_job;
+        if (job != NULL && job->j_snapper != NULL) {
+            eddy__job_ack_finished(job);
         }
     }
     eddy__mutex_unlock(&tm->tm_mu);
@@ -754,33 +723,6 @@ static size_t collect_metrics(eddy__tm_t *tm, Eddy__Rpc__TaskMetrics **out,
     return n;
 }
 
-/* A Prometheus label value (backslash, quote and newline escaped). */
-static void put_label(eddy__bytes_t *b, const char *s)
-{
-    for (; *s != '\0'; s++) {
-        if (*s == '\\' || *s == '"') {
-            eddy__bytes_put_u8(b, '\\');
-            eddy__bytes_put_u8(b, (uint8_t)*s);
-        } else if (*s == '\n') {
-            eddy__bytes_put(b, "\\n", 2);
-        } else {
-            eddy__bytes_put_u8(b, (uint8_t)*s);
-        }
-    }
-}
-
-static void put_text(eddy__bytes_t *b, const char *fmt, ...)
-    EDDY_PRINTF_LIKE(2, 3);
-static void put_text(eddy__bytes_t *b, const char *fmt, ...)
-{
-    char line[512];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(line, sizeof(line), fmt, ap);
-    va_end(ap);
-    eddy__bytes_put(b, line, (size_t)EDDY_MIN(n, (int)sizeof(line) - 1));
-}
-
 /* GET /metrics: this TaskManager's tasks, in the Prometheus text format
  * (the JobManager's /metrics has every TaskManager's, from heartbeats). */
 static void h_metrics(void *arg, const eddy__http_req_t *req,
@@ -788,20 +730,10 @@ static void h_metrics(void *arg, const eddy__http_req_t *req,
 {
     EDDY_UNUSED(req);
     eddy__tm_t *tm = arg;
-    static const char *const series[][3] = {
-        {"eddy_records_in_total", "counter", "Records a task took in."},
-        {"eddy_records_out_total", "counter",
-         "Records a task sent to other tasks."},
-        {"eddy_backpressure_ratio", "gauge",
-         "Share of time a task's writers waited for room downstream."},
-        {"eddy_current_input_watermark_seconds", "gauge",
-         "A task's input watermark."},
-    };
     eddy__bytes_t b = {0};
     eddy__mutex_lock(&tm->tm_mu);
-    for (size_t k = 0; k < EDDY_ARRAY_SIZE(series); k++) {
-        put_text(&b, "# HELP %s %s\n# TYPE %s %s\n", series[k][0], series[k][2],
-                 series[k][0], series[k][1]);
+    for (int k = 0; k < EDDY__PROM_TASK_SERIES_COUNT; k++) {
+        eddy__prom_task_header(&b, (eddy__prom_task_series_t)k);
         for (int i = 0; i < tm->tm_natt; i++) {
             tm_attempt_t *a = tm->tm_att[i];
             eddy__job_t *job = a->a_job;
@@ -809,37 +741,38 @@ static void h_metrics(void *arg, const eddy__http_req_t *req,
                 eddy__task_t *t = job->j_tasks[j];
                 int64_t wm =
                     atomic_load_explicit(&t->t_m_wm, memory_order_relaxed);
-                if (k == 3 && wm == INT64_MIN) {
+                if (k == EDDY__PROM_WATERMARK && wm == INT64_MIN) {
                     continue;
                 }
-                put_text(&b, "%s{job_id=\"%s\",job_name=\"", series[k][0],
-                         a->a_job_id);
-                put_label(&b, job->j_env->e_name);
-                eddy__bytes_put(&b, "\",task=\"", 8);
-                put_label(&b, t->t_name);
-                put_text(&b, "\",subtask=\"%d\",tm_id=\"%s\"} ", t->t_subtask,
-                         tm->tm_id);
-                if (k <= 1) {
-                    put_text(
-                        &b, "%llu\n",
-                        (unsigned long long)atomic_load_explicit(
-                            k == 0 ? &t->t_m_records_in : &t->t_m_records_out,
-                            memory_order_relaxed));
-                } else if (k == 2) {
-                    put_text(&b, "%.6f\n",
-                             j < a->a_nbp ? a->a_bp_ratio[j] : 0.0);
-                } else {
-                    put_text(&b, "%.3f\n", (double)wm / 1000.0);
+                eddy__prom_task_labels(
+                    &b, eddy__prom_task_name((eddy__prom_task_series_t)k),
+                    a->a_job_id, job->j_env->e_name, t->t_name, t->t_subtask,
+                    tm->tm_id, NULL);
+                switch (k) {
+                case EDDY__PROM_RECORDS_IN:
+                case EDDY__PROM_RECORDS_OUT:
+                    eddy__prom_printf(&b, "%llu\n",
+                                      (unsigned long long)atomic_load_explicit(
+                                          k == EDDY__PROM_RECORDS_IN
+                                              ? &t->t_m_records_in
+                                              : &t->t_m_records_out,
+                                          memory_order_relaxed));
+                    break;
+                case EDDY__PROM_BACKPRESSURE:
+                    eddy__prom_printf(&b, "%.6f\n",
+                                      j < a->a_nbp ? a->a_bp_ratio[j] : 0.0);
+                    break;
+                default:
+                    eddy__prom_printf(&b, "%.3f\n", (double)wm / 1000.0);
                 }
             }
         }
     }
     eddy__mutex_unlock(&tm->tm_mu);
-    put_text(&b,
-             "# HELP eddy_slots_total Slots this TaskManager offers.\n"
-             "# TYPE eddy_slots_total gauge\n"
-             "eddy_slots_total{tm_id=\"%s\"} %d\n",
-             tm->tm_id, tm->tm_slots);
+    eddy__prom_header(&b, "eddy_slots_total", "gauge",
+                      "Slots this TaskManager offers.");
+    eddy__prom_printf(&b, "eddy_slots_total{tm_id=\"%s\"} %d\n", tm->tm_id,
+                      tm->tm_slots);
     resp->hs_status = 200;
     resp->hs_body = (char *)b.b_data; /* the server frees it */
     resp->hs_body_len = b.b_len;
@@ -970,10 +903,9 @@ int eddy__tm_new(const eddy__settings_t *st, const char *jobmanager,
     tm->tm_slots = eddy__settings_get_int(st, "taskmanager.slots");
     tm->tm_hb_interval = eddy__settings_get_ms(st, "heartbeat.interval");
     tm->tm_hb_timeout = eddy__settings_get_ms(st, "heartbeat.timeout");
-    eddy__config_t tmp;
-    eddy__config_init(&tmp);
-    eddy__fmt(tm->tm_id, sizeof(tm->tm_id), "tm-%.8s", tmp.job_id);
-    eddy__config_free(&tmp);
+    char rnd[9];
+    eddy__random_hex(rnd, 4);
+    eddy__fmt(tm->tm_id, sizeof(tm->tm_id), "tm-%s", rnd);
     char comp[64];
     eddy__fmt(comp, sizeof(comp), "taskmanager %s", tm->tm_id);
     eddy__log_component(comp);
