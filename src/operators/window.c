@@ -89,6 +89,8 @@ enum { SID_ACC, SID_LIST, SID_META, SID_SESS, SID_RING, NSTATES };
 #define ELEM_TS 8  /* list elements and ring slots: [i64 ts][value] */
 /* Sizes, slides and gaps above this could overflow the window arithmetic. */
 #define MAX_SPAN (INT64_MAX / 4)
+/* Sliding windows prefetch this many slices ahead when they fire. */
+#define PREFETCH_SLICES 16
 /* The task never sleeps longer than this for a processing-time timer. */
 #define MAX_TICK_WAIT_MS 3600000
 
@@ -1029,8 +1031,22 @@ static int sliced_fire(win_t *w, int64_t e, bool *shares_next)
     unsigned char *acc = NULL;
     const void *only = NULL; /* aggregate: the only slice so far */
     const eddy_aggregate_t *agg = &c->wc_agg;
+    /* The slices' entries are cold (written long ago, or by other keys
+     * since): ask for up to PREFETCH_SLICES of them ahead of the reads. */
+    void (*prefetch)(eddy__kstate_t *, int, const eddy__skey_t *) =
+        KO(w)->ko_prefetch;
+    int64_t pa = from; /* next slice to prefetch */
+    int64_t ahead = c->wc_slice <= MAX_SPAN / PREFETCH_SLICES
+                        ? c->wc_slice * PREFETCH_SLICES
+                        : c->wc_slice;
     ctx->cx_window = &w->w_cur;
     for (int64_t a = from; a < e && rc == 0; a += c->wc_slice) {
+        while (prefetch != NULL && pa < e && pa - a < ahead) {
+            ns_encode(ns, pa, pa + c->wc_slice);
+            eddy__skey_t pk = wkey(w, ns, NS_LEN);
+            prefetch(KS(w), SID_ACC, &pk);
+            pa += c->wc_slice;
+        }
         ns_encode(ns, a, a + c->wc_slice);
         eddy__skey_t k = wkey(w, ns, NS_LEN);
         const void *v;
@@ -1130,8 +1146,17 @@ static int sliced_process(win_t *w, const eddy_record_t *rec, int64_t ts,
             ns_encode(wns, e - c->wc_size, e);
             rc = wtimer_add(w, c->wc_trig_dom, trig_time(c, e), wns);
         }
+        /* The cleanup timer of the slice's last window. Without allowed
+         * lateness a window is cleaned up when it fires (same time, same
+         * domain, so one timer does both), and the chain started above
+         * reaches that window (every window of the slice shares it with
+         * the next): the chain's timer cleans up, and this one is left
+         * out, so a key holds one or two timers rather than one per
+         * slice. */
         int64_t ct = cleanup_time(c, elast);
-        if (rc == 0 && ct != INT64_MAX) {
+        bool chained =
+            ct == trig_time(c, elast) && c->wc_cleanup_dom == c->wc_trig_dom;
+        if (rc == 0 && ct != INT64_MAX && !chained) {
             ns_encode(wns, elast - c->wc_size, elast);
             rc = wtimer_add(w, c->wc_cleanup_dom, ct, wns);
         }
@@ -1525,6 +1550,44 @@ int eddy_window_elements_next(eddy_window_elements_t *it, eddy_record_t *rec)
 
 /* ---- the operator class ---- */
 
+/* Lanes (state.h) for the state of time windows: window or slice number
+ * modulo the lanes, so the live ones, the newest of which every record
+ * writes, keep their entries in tables of their own. */
+static unsigned win_lane(const void *ns, size_t nslen, const void *arg)
+{
+    const win_cfg_t *c = arg;
+    if (nslen != NS_LEN) {
+        return 0;
+    }
+    int64_t start = (int64_t)(get_be64(ns) ^ SIGN_FLIP);
+    int64_t unit = c->wc_mode == MODE_SLICED ? c->wc_slice : c->wc_slide;
+    int64_t q = start / unit;
+    if (start % unit != 0 && start < 0) {
+        q--; /* floor */
+    }
+    return (unsigned)(uint64_t)q;
+}
+
+/* How many lanes: the windows or slices live at once (size and allowed
+ * lateness, plus one being cleaned up and one ahead), at most
+ * EDDY__STATE_MAX_LANES; 0 for windows whose namespaces are not shared
+ * time windows (sessions, count and global windows). */
+static unsigned win_lanes(const win_cfg_t *c)
+{
+    if (!c->wc_time ||
+        (c->wc_mode != MODE_WINDOWS && c->wc_mode != MODE_SLICED)) {
+        return 0;
+    }
+    int64_t unit = c->wc_mode == MODE_SLICED ? c->wc_slice : c->wc_slide;
+    int64_t span;
+    if (__builtin_add_overflow(c->wc_size, c->wc_lateness, &span)) {
+        return EDDY__STATE_MAX_LANES;
+    }
+    int64_t live = span / unit + 2;
+    return live >= EDDY__STATE_MAX_LANES ? EDDY__STATE_MAX_LANES
+                                         : (unsigned)live;
+}
+
 static int win_open(eddy__op_t *op)
 {
     const eddy_stream_t *n = op->op_node;
@@ -1542,10 +1605,16 @@ static int win_open(eddy__op_t *op)
     static const int kinds[NSTATES] = {EDDY_STATE_VALUE, EDDY_STATE_LIST,
                                        EDDY_STATE_VALUE, EDDY_STATE_VALUE,
                                        EDDY_STATE_VALUE};
+    unsigned lanes = win_lanes(c);
     for (int i = 0; i < NSTATES; i++) {
         w->w_specs[i].ss_name = names[i];
         w->w_specs[i].ss_kind = kinds[i];
         w->w_specs[i].ss_ttl_ms = 0;
+        if (lanes > 0 && (i == SID_ACC || i == SID_LIST || i == SID_META)) {
+            w->w_specs[i].ss_lanes = lanes;
+            w->w_specs[i].ss_lane = win_lane;
+            w->w_specs[i].ss_lane_arg = c;
+        }
     }
     int first, last;
     eddy__key_group_range(op->op_ctx.cx_subtask, w->w_max_par,

@@ -8,6 +8,16 @@
  * Tables start small (16 slots, 1 KiB arena chunks) and grow with their
  * contents, because a subtask may own thousands of key groups.
  *
+ * Lanes. A state that declares lanes (state.h: window and slice state) has
+ * one table per (state, lane, key group) instead, the lane a function of the
+ * namespace. Records in event-time order all write the newest window or
+ * slice: with one table per key group, its entries would be scattered
+ * among those of every live window (a sliding window of 10 slices: ten
+ * times the memory, pages and TLB entries per record); with a lane per
+ * live window they are the only entries of their tables, so the memory
+ * touched per record is that of one window, as for a tumbling window. The
+ * lane is cached with the last namespace, so it costs nothing per record.
+ *
  * Entry key: u32 key length (host order), key bytes, namespace bytes. The
  * length prefix makes the split unambiguous ("ab"+"c" is not "a"+"bc"). The
  * table hash is the record's key hash (sk_hash, computed once per record)
@@ -150,7 +160,12 @@ typedef struct heap_tref {
 
 /* A state's entry layout, from its spec (fixed for the backend's life). */
 typedef struct heap_info {
-    ptrdiff_t hi_base; /* its table of key group kg: hk_trefs[base + kg] */
+    /* Its table of lane l and key group kg: hk_trefs[base + l * nkg + kg] */
+    ptrdiff_t hi_base;
+    size_t hi_first; /* index of its first table in hk_trefs */
+    size_t hi_lanes; /* 1, or a power of two with hi_lane */
+    eddy__state_lane_fn hi_lane;
+    const void *hi_lane_arg;
     int hi_mode;
     size_t hi_hdr; /* STAMP_BYTES with TTL, else 0 */
     int64_t hi_ttl;
@@ -159,13 +174,18 @@ typedef struct heap_info {
 typedef struct heap_kstate {
     eddy__kstate_t hk_base; /* first: the public view */
     int hk_nkg;
-    heap_tref_t *hk_trefs;      /* [sid * nkg + kg - kg_first] */
+    size_t hk_ntables;          /* of hk_trefs: every (state, lane, kg) */
+    heap_tref_t *hk_trefs;      /* see heap_info_t */
     heap_info_t *hk_info;       /* [sid] */
     heap_table_t **hk_deferred; /* originals of tables cloned (see above) */
     size_t hk_ndeferred, hk_deferred_cap;
-    /* The last namespace hashed (skey_hash); hk_ns_len 0: none. */
+    /* The last namespace hashed (skey_locate); hk_ns_len 0: none. With
+     * what hk_ns_lfn(ns, hk_ns_larg) gave it, if hk_ns_lfn != NULL. */
     size_t hk_ns_len;
     uint64_t hk_ns_mix;
+    eddy__state_lane_fn hk_ns_lfn;
+    const void *hk_ns_larg;
+    size_t hk_ns_lane;
     unsigned char hk_ns[NS_CACHE_MAX];
 } heap_kstate_t;
 
@@ -180,6 +200,20 @@ typedef struct heap_ref {
     size_t hr_klen; /* of the composite key: 4 + key + namespace */
     uint64_t hr_hash;
 } heap_ref_t;
+
+/* The lanes of a state: its ss_lanes rounded up to a power of two, at most
+ * EDDY__STATE_MAX_LANES; 1 without a lane function. */
+static size_t spec_lanes(const eddy__state_spec_t *s)
+{
+    if (s->ss_lane == NULL || s->ss_lanes <= 1) {
+        return 1;
+    }
+    size_t n = 2;
+    while (n < s->ss_lanes && n < EDDY__STATE_MAX_LANES) {
+        n *= 2;
+    }
+    return n;
+}
 
 static int mode_of(int kind)
 {
@@ -536,21 +570,58 @@ HEAP_COLD uint64_t ns_mix_slow(heap_kstate_t *hk, const void *ns, size_t nslen)
         memcpy(hk->hk_ns, ns, nslen);
         hk->hk_ns_len = nslen;
         hk->hk_ns_mix = mix;
+        hk->hk_ns_lfn = NULL;
     }
     return mix;
 }
 
-HEAP_INLINE uint64_t skey_hash(heap_kstate_t *hk, const eddy__skey_t *k)
+/* What the lane function of a state with lanes gives k's namespace (not
+ * empty), before taking it modulo the state's lanes (states sharing the
+ * function may have different numbers of lanes); remembered with the
+ * namespace if that is the one cached (ns_mix_slow). */
+HEAP_COLD size_t lane_slow(heap_kstate_t *hk, const heap_info_t *hi,
+                           const eddy__skey_t *k)
 {
+    size_t lane = hi->hi_lane(k->sk_ns, k->sk_nslen, hi->hi_lane_arg);
+    if (k->sk_nslen == hk->hk_ns_len &&
+        same_bytes(k->sk_ns, hk->hk_ns, k->sk_nslen)) {
+        hk->hk_ns_lfn = hi->hi_lane;
+        hk->hk_ns_larg = hi->hi_lane_arg;
+        hk->hk_ns_lane = lane;
+    }
+    return lane;
+}
+
+/* The table handle of (state, lane, key group) for k, and the table hash of
+ * k (*hash): the key hash mixed with the namespace's. Window state names
+ * the same namespace for many records in a row: both the namespace's hash
+ * and its lane come from the cache then. */
+HEAP_INLINE heap_tref_t *skey_locate(heap_kstate_t *hk, int sid,
+                                     const eddy__skey_t *k, uint64_t *hash)
+{
+    const heap_info_t *hi = &hk->hk_info[sid];
     size_t nslen = k->sk_nslen;
+    size_t lane = 0;
     if (nslen == 0) {
-        return k->sk_hash;
+        *hash = k->sk_hash;
+    } else if (EDDY_LIKELY(nslen == hk->hk_ns_len &&
+                           same_bytes(k->sk_ns, hk->hk_ns, nslen))) {
+        *hash = k->sk_hash ^ hk->hk_ns_mix;
+        if (hi->hi_lanes > 1) {
+            lane = (EDDY_LIKELY(hk->hk_ns_lfn == hi->hi_lane &&
+                                hk->hk_ns_larg == hi->hi_lane_arg)
+                        ? hk->hk_ns_lane
+                        : lane_slow(hk, hi, k)) &
+                   (hi->hi_lanes - 1);
+        }
+    } else {
+        *hash = k->sk_hash ^ ns_mix_slow(hk, k->sk_ns, nslen);
+        if (hi->hi_lanes > 1) {
+            lane = lane_slow(hk, hi, k) & (hi->hi_lanes - 1);
+        }
     }
-    if (EDDY_LIKELY(nslen == hk->hk_ns_len &&
-                    same_bytes(k->sk_ns, hk->hk_ns, nslen))) {
-        return k->sk_hash ^ hk->hk_ns_mix;
-    }
-    return k->sk_hash ^ ns_mix_slow(hk, k->sk_ns, nslen);
+    return &hk->hk_trefs[hi->hi_base + (ptrdiff_t)(lane * (size_t)hk->hk_nkg) +
+                         k->sk_kg];
 }
 
 /* Resolves where (state, key, namespace) lives. Costs no copying: probes
@@ -567,14 +638,13 @@ HEAP_INLINE int ref_init(heap_kstate_t *hk, int sid, const eddy__skey_t *k,
         return EDDY_ERR_INVALID;
     }
     const heap_info_t *hi = &hk->hk_info[sid];
-    r->hr_tref = &hk->hk_trefs[hi->hi_base + k->sk_kg];
+    r->hr_tref = skey_locate(hk, sid, k, &r->hr_hash);
     r->hr_slot = &r->hr_tref->tr_ht;
     r->hr_key = k;
     r->hr_mode = hi->hi_mode;
     r->hr_ttl = hi->hi_ttl;
     r->hr_hdr = hi->hi_hdr;
     r->hr_klen = 4 + k->sk_klen + k->sk_nslen;
-    r->hr_hash = skey_hash(hk, k);
     return 0;
 }
 
@@ -815,22 +885,6 @@ static bool after_write(heap_kstate_t *hk, const heap_ref_t *r)
  * which starts over.
  */
 
-/* The table handle of (sid, kg), from the backend's own fields: one
- * dependent load fewer than through hk_info. */
-HEAP_INLINE const heap_tref_t *tref_of(const heap_kstate_t *hk, int sid, int kg)
-{
-    return &hk->hk_trefs[(size_t)sid * (size_t)hk->hk_nkg +
-                         (size_t)(kg - hk->hk_base.ks_kg_first)];
-}
-
-/* The table of a fast-path write, or NULL if the general path must run. */
-HEAP_INLINE const heap_tref_t *fast_table(const heap_kstate_t *hk, int sid,
-                                          int kg)
-{
-    const heap_tref_t *tr = tref_of(hk, sid, kg);
-    return EDDY_LIKELY(tr->tr_fast) ? tr : NULL;
-}
-
 /* The first entry with `hash`, or NULL if there is none (k is absent).
  * The caller checks that it is k's (entry_is); if it is not (two keys with
  * the same 64-bit hash), the general path probes on. Comparing hashes only
@@ -858,18 +912,17 @@ HEAP_INLINE eddy__kv_entry_t *fast_probe(const heap_tref_t *tr, uint64_t hash)
 #define FAST_MAX (UINT32_MAX / 4)
 
 /*
- * Inserts (sid, k), absent (fast_probe found no entry with its hash), into
- * the fast-writable table of tr, with `vlen` zero bytes of value: what the
- * general path does for a new key of a plain state after all its checks,
- * which cannot fail here (the key, namespace and vlen are below FAST_MAX).
- * NULL on out of memory.
+ * Inserts k, absent (fast_probe found no entry with its hash), into the
+ * fast-writable table of tr (skey_locate's for k), with `vlen` zero bytes of
+ * value: what the general path does for a new key of a plain state after all
+ * its checks, which cannot fail here (the key, namespace and vlen are below
+ * FAST_MAX). NULL on out of memory.
  */
-HEAP_INLINE eddy__kv_entry_t *fast_insert(heap_kstate_t *hk, int sid,
-                                          const eddy__skey_t *k, uint64_t hash,
-                                          size_t vlen)
+HEAP_INLINE eddy__kv_entry_t *
+fast_insert(heap_tref_t *tr, const eddy__skey_t *k, uint64_t hash, size_t vlen)
 {
     heap_ref_t r;
-    r.hr_tref = (heap_tref_t *)tref_of(hk, sid, k->sk_kg);
+    r.hr_tref = tr;
     r.hr_slot = &r.hr_tref->tr_ht;
     r.hr_key = k;
     r.hr_mode = MODE_VALUE;
@@ -1009,13 +1062,14 @@ static int hk_get(eddy__kstate_t *ks, int sid, const eddy__skey_t *k,
 {
     heap_kstate_t *hk = (heap_kstate_t *)ks;
     ASSERT_ARGS(hk, sid, k);
-    const heap_tref_t *tr = tref_of(hk, sid, k->sk_kg);
+    uint64_t hash;
+    const heap_tref_t *tr = skey_locate(hk, sid, k, &hash);
     if (EDDY_LIKELY(tr->tr_plain)) {
         /* A read changes nothing without TTL: any table will do. */
         if (tr->tr_slots == NULL) {
             return 0;
         }
-        eddy__kv_entry_t *e = fast_probe(tr, skey_hash(hk, k));
+        eddy__kv_entry_t *e = fast_probe(tr, hash);
         if (e == NULL) {
             return 0;
         }
@@ -1033,9 +1087,9 @@ static int hk_put(eddy__kstate_t *ks, int sid, const eddy__skey_t *k,
 {
     heap_kstate_t *hk = (heap_kstate_t *)ks;
     ASSERT_ARGS(hk, sid, k);
-    const heap_tref_t *tr = fast_table(hk, sid, k->sk_kg);
-    if (EDDY_LIKELY(tr != NULL)) {
-        uint64_t hash = skey_hash(hk, k);
+    uint64_t hash;
+    heap_tref_t *tr = skey_locate(hk, sid, k, &hash);
+    if (EDDY_LIKELY(tr->tr_fast)) {
         eddy__kv_entry_t *e = fast_probe(tr, hash);
         if (EDDY_LIKELY(e != NULL && len <= e->kv_vcap &&
                         entry_is(e, k, 4 + k->sk_klen + k->sk_nslen))) {
@@ -1049,7 +1103,7 @@ static int hk_put(eddy__kstate_t *ks, int sid, const eddy__skey_t *k,
              * inserting moves. */
             unsigned char vbuf[EDDY__KV_INLINE];
             unalias(&tr->tr_ht->ht_kv, &v, len, vbuf);
-            e = fast_insert(hk, sid, k, hash, len);
+            e = fast_insert(tr, k, hash, len);
             if (EDDY_UNLIKELY(e == NULL)) {
                 return EDDY_ERR_NOMEM;
             }
@@ -1063,13 +1117,14 @@ static int hk_put(eddy__kstate_t *ks, int sid, const eddy__skey_t *k,
 
 /* get_for_update of a key absent from a fast-writable table (a new window,
  * say): inserted zero-filled without the general path's detour. */
-HEAP_COLD int hk_gfu_new(heap_kstate_t *hk, int sid, const eddy__skey_t *k,
-                         size_t size, void **value, bool *created)
+HEAP_COLD int hk_gfu_new(heap_kstate_t *hk, int sid, heap_tref_t *tr,
+                         uint64_t hash, const eddy__skey_t *k, size_t size,
+                         void **value, bool *created)
 {
     if (!fast_sizes(k, size)) {
         return hk_gfu_any(hk, sid, k, size, value, created);
     }
-    eddy__kv_entry_t *e = fast_insert(hk, sid, k, skey_hash(hk, k), size);
+    eddy__kv_entry_t *e = fast_insert(tr, k, hash, size);
     if (EDDY_UNLIKELY(e == NULL)) {
         return EDDY_ERR_NOMEM;
     }
@@ -1083,9 +1138,9 @@ static int hk_get_for_update(eddy__kstate_t *ks, int sid, const eddy__skey_t *k,
 {
     heap_kstate_t *hk = (heap_kstate_t *)ks;
     ASSERT_ARGS(hk, sid, k);
-    const heap_tref_t *tr = fast_table(hk, sid, k->sk_kg);
-    if (EDDY_LIKELY(tr != NULL)) {
-        uint64_t hash = skey_hash(hk, k);
+    uint64_t hash;
+    heap_tref_t *tr = skey_locate(hk, sid, k, &hash);
+    if (EDDY_LIKELY(tr->tr_fast)) {
         eddy__kv_entry_t *e = fast_probe(tr, hash);
         if (EDDY_LIKELY(e != NULL && e->kv_vlen == size &&
                         entry_is(e, k, 4 + k->sk_klen + k->sk_nslen))) {
@@ -1094,10 +1149,23 @@ static int hk_get_for_update(eddy__kstate_t *ks, int sid, const eddy__skey_t *k,
             return 0;
         }
         if (e == NULL) {
-            return hk_gfu_new(hk, sid, k, size, value, created);
+            return hk_gfu_new(hk, sid, tr, hash, k, size, value, created);
         }
     }
     return hk_gfu_any(hk, sid, k, size, value, created);
+}
+
+/* The slot where k's probe starts: for an inline entry (window state),
+ * the entry and its value. */
+static void hk_prefetch(eddy__kstate_t *ks, int sid, const eddy__skey_t *k)
+{
+    heap_kstate_t *hk = (heap_kstate_t *)ks;
+    ASSERT_ARGS(hk, sid, k);
+    uint64_t hash;
+    const heap_tref_t *tr = skey_locate(hk, sid, k, &hash);
+    if (tr->tr_slots != NULL) {
+        __builtin_prefetch(&tr->tr_slots[hash & tr->tr_mask]);
+    }
 }
 
 static int hk_remove(eddy__kstate_t *ks, int sid, const eddy__skey_t *k)
@@ -1419,25 +1487,29 @@ static int hk_for_each(eddy__kstate_t *ks, int sid, int kg,
     heap_kstate_t *hk = (heap_kstate_t *)ks;
     assert(sid >= 0 && sid < ks->ks_nstates);
     assert(kg >= ks->ks_kg_first && kg <= ks->ks_kg_last);
-    const heap_table_t *ht = hk->hk_trefs[(size_t)sid * (size_t)hk->hk_nkg +
-                                          (size_t)(kg - ks->ks_kg_first)]
-                                 .tr_ht;
-    if (ht == NULL) {
-        return 0;
-    }
+    const heap_info_t *hi = &hk->hk_info[sid];
     int64_t ttl = ks->ks_specs[sid].ss_ttl_ms;
-    const eddy__kv_table_t *kt = &ht->ht_kv;
-    for (size_t i = 0; kt->kt_slots != NULL && i <= kt->kt_mask; i++) {
-        const eddy__kv_entry_t *e = &kt->kt_slots[i];
-        if (e->kv_data == NULL || expired(e, ttl, ks->ks_now_ms)) {
+    for (size_t lane = 0; lane < hi->hi_lanes; lane++) {
+        const heap_table_t *ht =
+            hk->hk_trefs[hi->hi_base + (ptrdiff_t)(lane * (size_t)hk->hk_nkg) +
+                         kg]
+                .tr_ht;
+        if (ht == NULL) {
             continue;
         }
-        uint32_t klen;
-        memcpy(&klen, e->kv_data, 4);
-        const unsigned char *key = e->kv_data + 4;
-        int rc = fn(arg, key, klen, key + klen, e->kv_klen - 4 - klen);
-        if (rc != 0) {
-            return rc;
+        const eddy__kv_table_t *kt = &ht->ht_kv;
+        for (size_t i = 0; kt->kt_slots != NULL && i <= kt->kt_mask; i++) {
+            const eddy__kv_entry_t *e = &kt->kt_slots[i];
+            if (e->kv_data == NULL || expired(e, ttl, ks->ks_now_ms)) {
+                continue;
+            }
+            uint32_t klen;
+            memcpy(&klen, e->kv_data, 4);
+            const unsigned char *key = e->kv_data + 4;
+            int rc = fn(arg, key, klen, key + klen, e->kv_klen - 4 - klen);
+            if (rc != 0) {
+                return rc;
+            }
         }
     }
     return 0;
@@ -1446,7 +1518,7 @@ static int hk_for_each(eddy__kstate_t *ks, int sid, int kg,
 static size_t hk_size(eddy__kstate_t *ks)
 {
     heap_kstate_t *hk = (heap_kstate_t *)ks;
-    size_t ntables = (size_t)ks->ks_nstates * (size_t)hk->hk_nkg;
+    size_t ntables = hk->hk_ntables;
     size_t n = sizeof(*hk) + ntables * sizeof(*hk->hk_trefs) +
                (size_t)ks->ks_nstates * sizeof(*hk->hk_info);
     for (size_t i = 0; i < ntables; i++) {
@@ -1463,7 +1535,7 @@ static void hk_destroy(eddy__kstate_t *ks)
     heap_kstate_t *hk = (heap_kstate_t *)ks;
     flush_deferred(hk);
     free(hk->hk_deferred);
-    size_t ntables = (size_t)ks->ks_nstates * (size_t)hk->hk_nkg;
+    size_t ntables = hk->hk_ntables;
     for (size_t i = 0; i < ntables; i++) {
         if (hk->hk_trefs[i].tr_ht != NULL) {
             /* A snapshot may still hold it. */
@@ -1482,7 +1554,9 @@ typedef struct heap_snap {
     int hs_nstates;
     eddy__state_spec_t *hs_specs; /* copies: the operator may be gone */
     int hs_kg_first, hs_kg_last, hs_nkg;
-    heap_table_t **hs_tables; /* a reference on each non-NULL one */
+    size_t hs_ntables;
+    size_t *hs_first, *hs_lanes; /* [sid]: hi_first, hi_lanes */
+    heap_table_t **hs_tables;    /* hk_trefs' tables; a reference on each */
     int64_t hs_now;
 } heap_snap_t;
 
@@ -1557,11 +1631,14 @@ static int hs_write(eddy__ksnap_t *base, const eddy__snap_target_t *t,
     for (int g = 0; g < hs->hs_nkg && rc == 0; g++) {
         eddy__canon_begin(&w, hs->hs_kg_first + g);
         for (int sid = 0; sid < hs->hs_nstates; sid++) {
-            const heap_table_t *ht =
-                hs->hs_tables[(size_t)sid * (size_t)hs->hs_nkg + (size_t)g];
-            if (ht != NULL) {
-                encode_table(eddy__canon_buf(&w), sid, ht,
-                             hs->hs_specs[sid].ss_ttl_ms, hs->hs_now);
+            for (size_t lane = 0; lane < hs->hs_lanes[sid]; lane++) {
+                const heap_table_t *ht =
+                    hs->hs_tables[hs->hs_first[sid] +
+                                  lane * (size_t)hs->hs_nkg + (size_t)g];
+                if (ht != NULL) {
+                    encode_table(eddy__canon_buf(&w), sid, ht,
+                                 hs->hs_specs[sid].ss_ttl_ms, hs->hs_now);
+                }
             }
         }
         rc = eddy__canon_end(&w, err);
@@ -1589,8 +1666,7 @@ static int hs_write(eddy__ksnap_t *base, const eddy__snap_target_t *t,
 static void hs_release(eddy__ksnap_t *base)
 {
     heap_snap_t *hs = (heap_snap_t *)base;
-    size_t n = (size_t)hs->hs_nstates * (size_t)hs->hs_nkg;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < hs->hs_ntables; i++) {
         if (hs->hs_tables[i] != NULL) {
             table_unref(hs->hs_tables[i]);
         }
@@ -1599,6 +1675,8 @@ static void hs_release(eddy__ksnap_t *base)
         free((char *)hs->hs_specs[sid].ss_name);
     }
     free(hs->hs_specs);
+    free(hs->hs_first);
+    free(hs->hs_lanes);
     free(hs->hs_tables);
     free(hs);
 }
@@ -1611,24 +1689,33 @@ static int hk_snapshot(eddy__kstate_t *ks, int64_t ckpt_id, bool savepoint,
     heap_kstate_t *hk = (heap_kstate_t *)ks;
     flush_deferred(hk); /* no caller may still read those originals */
     heap_snap_t *hs = calloc(1, sizeof(*hs));
-    size_t n = (size_t)ks->ks_nstates * (size_t)hk->hk_nkg;
+    size_t n = hk->hk_ntables;
     if (hs == NULL) {
         return EDDY_ERR_NOMEM;
     }
+    size_t ns1 = (size_t)ks->ks_nstates + 1;
     hs->hs_tables = calloc(n ? n : 1, sizeof(*hs->hs_tables));
-    hs->hs_specs = calloc((size_t)ks->ks_nstates + 1, sizeof(*hs->hs_specs));
-    if (hs->hs_tables == NULL || hs->hs_specs == NULL) {
+    hs->hs_specs = calloc(ns1, sizeof(*hs->hs_specs));
+    hs->hs_first = calloc(ns1, sizeof(*hs->hs_first));
+    hs->hs_lanes = calloc(ns1, sizeof(*hs->hs_lanes));
+    if (hs->hs_tables == NULL || hs->hs_specs == NULL || hs->hs_first == NULL ||
+        hs->hs_lanes == NULL) {
         free(hs->hs_tables);
         free(hs->hs_specs);
+        free(hs->hs_first);
+        free(hs->hs_lanes);
         free(hs);
         return EDDY_ERR_NOMEM;
     }
+    hs->hs_ntables = n;
     hs->hs_base.ks_write = hs_write;
     hs->hs_base.ks_release = hs_release;
     hs->hs_nstates = ks->ks_nstates;
     for (int sid = 0; sid < ks->ks_nstates; sid++) {
         hs->hs_specs[sid] = ks->ks_specs[sid];
         hs->hs_specs[sid].ss_name = eddy__strdup(ks->ks_specs[sid].ss_name);
+        hs->hs_first[sid] = hk->hk_info[sid].hi_first;
+        hs->hs_lanes[sid] = hk->hk_info[sid].hi_lanes;
     }
     hs->hs_kg_first = ks->ks_kg_first;
     hs->hs_kg_last = ks->ks_kg_last;
@@ -1685,6 +1772,7 @@ static const eddy__kstate_ops_t heap_ops = {
     .ko_map_remove = hk_map_remove,
     .ko_map_iter = hk_map_iter,
     .ko_map_next = hk_map_next,
+    .ko_prefetch = hk_prefetch,
     .ko_for_each = hk_for_each,
     .ko_size = hk_size,
     .ko_snapshot = hk_snapshot,
@@ -1701,7 +1789,11 @@ eddy__kstate_t *eddy__heap_kstate_new(const eddy__state_spec_t *specs,
         return NULL;
     }
     hk->hk_nkg = kg_last - kg_first + 1;
-    size_t ntables = (size_t)nstates * (size_t)hk->hk_nkg;
+    size_t ntables = 0;
+    for (int sid = 0; sid < nstates; sid++) {
+        ntables += spec_lanes(&specs[sid]) * (size_t)hk->hk_nkg;
+    }
+    hk->hk_ntables = ntables;
     hk->hk_trefs = calloc(ntables ? ntables : 1, sizeof(*hk->hk_trefs));
     hk->hk_info = calloc(nstates ? (size_t)nstates : 1, sizeof(*hk->hk_info));
     if (hk->hk_trefs == NULL || hk->hk_info == NULL) {
@@ -1710,16 +1802,23 @@ eddy__kstate_t *eddy__heap_kstate_new(const eddy__state_spec_t *specs,
         free(hk);
         return NULL;
     }
+    size_t first = 0;
     for (int sid = 0; sid < nstates; sid++) {
         heap_info_t *hi = &hk->hk_info[sid];
         hi->hi_mode = mode_of(specs[sid].ss_kind);
         hi->hi_ttl = specs[sid].ss_ttl_ms > 0 ? specs[sid].ss_ttl_ms : 0;
         hi->hi_hdr = hi->hi_ttl > 0 ? STAMP_BYTES : 0;
-        hi->hi_base = (ptrdiff_t)sid * hk->hk_nkg - kg_first;
-        for (int g = 0; g < hk->hk_nkg; g++) {
-            hk->hk_trefs[(size_t)sid * (size_t)hk->hk_nkg + (size_t)g]
-                .tr_plain = hi->hi_mode == MODE_VALUE && hi->hi_ttl == 0;
+        hi->hi_lanes = spec_lanes(&specs[sid]);
+        hi->hi_lane = hi->hi_lanes > 1 ? specs[sid].ss_lane : NULL;
+        hi->hi_lane_arg = specs[sid].ss_lane_arg;
+        hi->hi_first = first;
+        hi->hi_base = (ptrdiff_t)first - kg_first;
+        size_t n = hi->hi_lanes * (size_t)hk->hk_nkg;
+        for (size_t i = 0; i < n; i++) {
+            hk->hk_trefs[first + i].tr_plain =
+                hi->hi_mode == MODE_VALUE && hi->hi_ttl == 0;
         }
+        first += n;
     }
     hk->hk_base.ks_ops = &heap_ops;
     hk->hk_base.ks_specs = specs;

@@ -110,6 +110,13 @@ typedef struct eddy__kstate_ops {
                                  const void *ns, size_t nslen),
                        void *arg);
 
+    /* A hint that (sid, k) will be read soon: a backend that can starts
+     * loading it into the cache now, so an operator that reads several
+     * entries in a row (a sliding window combining its slices) waits for
+     * their cache misses at once, not one after the other. NULL-able;
+     * changes nothing. */
+    void (*ko_prefetch)(eddy__kstate_t *ks, int sid, const eddy__skey_t *k);
+
     /* Approximate bytes held (metrics: eddy_state_size_bytes). */
     size_t (*ko_size)(eddy__kstate_t *ks);
 
@@ -129,11 +136,33 @@ typedef struct eddy__kstate_ops {
     void (*ko_notify_complete)(eddy__kstate_t *ks, int64_t ckpt_id);
 } eddy__kstate_ops_t;
 
+/* Maps a namespace (never empty) to a lane; see eddy__state_spec_t. */
+typedef unsigned (*eddy__state_lane_fn)(const void *ns, size_t nslen,
+                                        const void *arg);
+
+#define EDDY__STATE_MAX_LANES 64
+
 /* Declared states, as the backend needs them. */
 typedef struct eddy__state_spec {
     const char *ss_name;
     int ss_kind;       /* eddy_state_kind_t */
     int64_t ss_ttl_ms; /* 0 = no TTL */
+    /*
+     * Lanes, a layout hint (optional; zero = none). A state whose namespaces
+     * many keys share and that come and go together (time windows and
+     * slices: all keys write the newest one, the oldest one empties as a
+     * whole) names a function from namespace to lane and the number of
+     * lanes (a power of two, at most EDDY__STATE_MAX_LANES; the lane is
+     * taken modulo it). The heap backend keeps the entries of each lane in
+     * tables of their own, so the entries written now are not spread
+     * among those of every live window (docs/state.md "Lanes"). The lane
+     * must depend on the namespace bytes alone (restores recompute it);
+     * entries without a namespace are in lane 0. It changes no semantics
+     * and no snapshot format; other backends ignore it.
+     */
+    unsigned ss_lanes;
+    eddy__state_lane_fn ss_lane;
+    const void *ss_lane_arg;
 } eddy__state_spec_t;
 
 struct eddy__kstate {

@@ -4,8 +4,12 @@
  * snapshots that must not see the writes made after them, the per-record
  * fast paths (key and namespace shapes, hash collisions, the namespace
  * hash cache, the per-table state they keep), inline entries moving under
- * the caller's pointers, and inline kv tables themselves. The behavioural
- * contract of every backend is tested by kstate_suite.h.
+ * the caller's pointers, and inline kv tables themselves, and lanes: most
+ * states here declare them (with three lane functions, so the lane cached
+ * with the last namespace must not be taken for another state's), and
+ * test_lanes_change_nothing holds them to the same contents as a backend
+ * without. The behavioural contract of every backend is tested by
+ * kstate_suite.h (without lanes).
  * Copyright (c) 2026 the eddy authors. MIT licence (see LICENSE).
  */
 #include "test_util.h"
@@ -21,7 +25,38 @@
 
 enum { S_VAL, S_LIST, S_MAP, S_AGG, S_TVAL, S_TLIST, S_TMAP, NST };
 
+/* Lane functions: the sum of the namespace's bytes, times *arg if given;
+ * and its first byte. */
+static unsigned lane_sum(const void *ns, size_t nslen, const void *arg)
+{
+    unsigned x = 0;
+    for (size_t i = 0; i < nslen; i++) {
+        x += ((const unsigned char *)ns)[i];
+    }
+    return arg != NULL ? x * *(const unsigned *)arg : x;
+}
+
+static unsigned lane_first(const void *ns, size_t nslen, const void *arg)
+{
+    (void)nslen;
+    (void)arg;
+    return ((const unsigned char *)ns)[0];
+}
+
+static const unsigned three = 3;
+
 static const eddy__state_spec_t specs[NST] = {
+    {"value", EDDY_STATE_VALUE, 0, 4, lane_sum, NULL},
+    {"list", EDDY_STATE_LIST, 0, 8, lane_sum, &three},
+    {"map", EDDY_STATE_MAP, 0, 0, NULL, NULL},
+    {"agg", EDDY_STATE_AGGREGATING, 0, 3, lane_first, NULL}, /* 4 lanes */
+    {"tvalue", EDDY_STATE_VALUE, TTL, 2, lane_sum, NULL},
+    {"tlist", EDDY_STATE_LIST, TTL, 1, lane_sum, NULL}, /* one lane */
+    {"tmap", EDDY_STATE_MAP, TTL, 64, lane_first, NULL},
+};
+
+/* The same states without lanes. */
+static const eddy__state_spec_t plain_specs[NST] = {
     {"value", EDDY_STATE_VALUE, 0},    {"list", EDDY_STATE_LIST, 0},
     {"map", EDDY_STATE_MAP, 0},        {"agg", EDDY_STATE_AGGREGATING, 0},
     {"tvalue", EDDY_STATE_VALUE, TTL}, {"tlist", EDDY_STATE_LIST, TTL},
@@ -335,14 +370,20 @@ static json_t *snap_write(eddy__ksnap_t *snap, const job_t *j)
     return h;
 }
 
-static eddy__kstate_t *restore(json_t *h, const job_t *j)
+static eddy__kstate_t *restore_specs(json_t *h, const job_t *j,
+                                     const eddy__state_spec_t *sp)
 {
-    eddy__kstate_t *ks = eddy__heap_kstate_new(specs, NST, 0, MAXP - 1);
+    eddy__kstate_t *ks = eddy__heap_kstate_new(sp, NST, 0, MAXP - 1);
     assert_non_null(ks);
     eddy__restore_src_t src = {&h, 1, j->j_chk};
     eddy_error_t err = {0};
     TU_ASSERT_OK(ks->ks_ops->ko_restore(ks, &src, false, &err), &err);
     return ks;
+}
+
+static eddy__kstate_t *restore(json_t *h, const job_t *j)
+{
+    return restore_specs(h, j, specs);
 }
 
 /* ---- the state the snapshot tests start from ---- */
@@ -634,6 +675,114 @@ static void test_snapshot_concurrent(void **state)
 
 /* A snapshot outlives its backend (the operator closed before the snapshot
  * thread wrote it), and two snapshots share tables. */
+/* Lanes are a layout: a backend with them holds exactly what one without
+ * holds after the same calls, and their snapshots restore into each other.
+ * (populate interleaves states with different lane functions on the same
+ * namespace, so a lane cached for one state and taken for another would
+ * put entries where reads do not look.) */
+static void test_lanes_change_nothing(void **state)
+{
+    (void)state;
+    eddy__kstate_t *lk = eddy__heap_kstate_new(specs, NST, 0, MAXP - 1);
+    eddy__kstate_t *pk = eddy__heap_kstate_new(plain_specs, NST, 0, MAXP - 1);
+    assert_non_null(lk);
+    assert_non_null(pk);
+    lines_t want = {0}, got = {0};
+    populate(lk);
+    populate(pk);
+    /* Two states with one lane function and different numbers of lanes
+     * (agg: 4, tmap: 64) on one namespace, whose first byte (63) differs
+     * modulo each: what the cache keeps for one must not be the other's
+     * lane. agg sees the namespace first (after another one), tmap's write
+     * then finds it cached; tmap's read comes after another namespace, so
+     * it computes the lane afresh. */
+    for (int i = 0; i < 50; i++) {
+        tkey_t t, other;
+        tkey_fmt(&t, "c", i, 0, 9);
+        tkey_fmt(&other, "c", i, 0, 10);
+        for (int b = 0; b < 2; b++) {
+            eddy__kstate_t *ks = b ? pk : lk;
+            agg_add(ks, &other, 1);
+            agg_add(ks, &t, 1);
+            assert_int_equal(
+                ks->ks_ops->ko_map_put(ks, S_TMAP, &t.tk_sk, "k", 1, "v", 1),
+                0);
+            agg_add(ks, &other, 1);
+            const void *v;
+            size_t vlen;
+            assert_int_equal(
+                ks->ks_ops->ko_map_get(ks, S_TMAP, &t.tk_sk, "k", 1, &v, &vlen),
+                1);
+        }
+    }
+    /* Prefetch hints change nothing. */
+    for (int i = 0; i < 100; i++) {
+        tkey_t t;
+        tkey_fmt(&t, "v", i, klen_of(i), i % 4);
+        lk->ks_ops->ko_prefetch(lk, S_VAL, &t.tk_sk);
+        lk->ks_ops->ko_prefetch(lk, S_MAP, &t.tk_sk);
+        tkey_fmt(&t, "absent", i, 0, i % 5);
+        lk->ks_ops->ko_prefetch(lk, S_AGG, &t.tk_sk);
+    }
+    dump(pk, &want);
+    dump(lk, &got);
+    assert_true(want.l_n > 5 * NKEYS);
+    assert_same_dump(&want, &got);
+    lines_free(&want);
+    lines_free(&got);
+
+    /* mutate leaves the time at T0 + 70: entries expired then may or may
+     * not be gone from the tables (the incremental cleanup walks each
+     * table's slots), so compare at that time, not earlier. */
+    mutate(lk, false);
+    mutate(pk, false);
+    dump(pk, &want);
+    dump(lk, &got);
+    assert_same_dump(&want, &got);
+    lines_free(&got);
+
+    /* Laned snapshot into a plain backend, plain into laned. */
+    eddy__ksnap_t *ls = NULL, *ps = NULL;
+    assert_int_equal(lk->ks_ops->ko_snapshot(lk, 1, false, &ls), 0);
+    assert_int_equal(pk->ks_ops->ko_snapshot(pk, 1, false, &ps), 0);
+    job_t jl, jp;
+    job_init(&jl);
+    job_init(&jp);
+    json_t *hl = snap_write(ls, &jl);
+    json_t *hp = snap_write(ps, &jp);
+    eddy__kstate_t *rp = restore_specs(hl, &jl, plain_specs);
+    eddy__kstate_t *rl = restore_specs(hp, &jp, specs);
+    eddy__kstate_set_time(rp, T0 + 70);
+    eddy__kstate_set_time(rl, T0 + 70);
+    dump(rp, &got);
+    assert_same_dump(&want, &got);
+    lines_free(&got);
+    dump(rl, &got);
+    assert_same_dump(&want, &got);
+    lines_free(&got);
+
+    /* And they go on alike. */
+    mutate(rl, true);
+    mutate(rp, true);
+    eddy__kstate_set_time(rl, T0 + 70);
+    eddy__kstate_set_time(rp, T0 + 70);
+    lines_free(&want);
+    dump(rp, &want);
+    dump(rl, &got);
+    assert_same_dump(&want, &got);
+
+    lines_free(&want);
+    lines_free(&got);
+    json_decref(hl);
+    json_decref(hp);
+    tu_rmtree(jl.j_dir);
+    tu_rmtree(jp.j_dir);
+    eddy__kstate_destroy(rl);
+    eddy__kstate_destroy(rp);
+    eddy__kstate_destroy(lk);
+    eddy__kstate_destroy(pk);
+}
+
 static void test_snapshot_outlives_backend(void **state)
 {
     (void)state;
@@ -1164,6 +1313,7 @@ int main(void)
         cmocka_unit_test(test_snapshot_isolation),
         cmocka_unit_test(test_snapshot_concurrent),
         cmocka_unit_test(test_snapshot_outlives_backend),
+        cmocka_unit_test(test_lanes_change_nothing),
         cmocka_unit_test(test_snapshot_release_resumes_in_place),
         cmocka_unit_test(test_key_shapes),
         cmocka_unit_test(test_hash_collisions),
