@@ -29,7 +29,8 @@ static void on_signal(int sig)
 const char *const eddy__cli_jobmanager_usage =
     "usage: eddy jobmanager [--config FILE] [--rest-port 8081] "
     "[--rpc-port 6123]\n"
-    "                       [--data-dir DIR] [-D KEY=VALUE]...\n"
+    "                       [--bind-host ADDR] [--data-dir DIR] "
+    "[-D KEY=VALUE]...\n"
     "\n"
     "Runs the JobManager: the REST API (jobs, savepoints, metrics) and the\n"
     "endpoint TaskManagers register with. Jobs, checkpoints and exceptions\n"
@@ -41,6 +42,8 @@ const char *const eddy__cli_jobmanager_usage =
     "  --config FILE      an eddy.yaml (docs/configuration.md)\n"
     "  --rest-port PORT   REST API port (rest.port, default 8081; 0: any)\n"
     "  --rpc-port PORT    TaskManager port (rpc.port, default 6123; 0: any)\n"
+    "  --bind-host ADDR   where both ports listen (jobmanager.bind_host,\n"
+    "                     default 127.0.0.1; 0.0.0.0 for other machines)\n"
     "  --data-dir DIR     artifacts, metadata, checkpoints (data.dir,\n"
     "                     default /tmp/eddy)\n"
     "  --log-file FILE    log here instead of stderr (log.file)\n"
@@ -49,7 +52,9 @@ const char *const eddy__cli_jobmanager_usage =
 const char *const eddy__cli_taskmanager_usage =
     "usage: eddy taskmanager --jobmanager HOST:PORT [--slots 4] "
     "[--data-dir DIR]\n"
-    "                        [--config FILE] [-D KEY=VALUE]...\n"
+    "                        [--host ADDR] [--bind-host ADDR] "
+    "[--config FILE]\n"
+    "                        [-D KEY=VALUE]...\n"
     "\n"
     "Runs a TaskManager: offers slots to the JobManager at HOST:PORT (its\n"
     "RPC port, 6123 by default) and runs the subtasks placed on it. Stops\n"
@@ -59,6 +64,12 @@ const char *const eddy__cli_taskmanager_usage =
     "  --jobmanager HOST:PORT  the JobManager's RPC address (required)\n"
     "  --slots N          slots offered (taskmanager.slots, default 4)\n"
     "  --data-dir DIR     working files (data.dir, default /tmp/eddy)\n"
+    "  --host ADDR        the address other TaskManagers and Prometheus\n"
+    "                     reach this one at (taskmanager.host, default\n"
+    "                     127.0.0.1; this machine's address on a cluster\n"
+    "                     of several machines)\n"
+    "  --bind-host ADDR   where its data plane and /metrics listen\n"
+    "                     (taskmanager.bind_host, default: --host)\n"
     "  --config FILE      an eddy.yaml (docs/configuration.md)\n"
     "  --log-file FILE    log here instead of stderr (log.file)\n"
     "  -D KEY=VALUE       any configuration key\n";
@@ -191,6 +202,7 @@ int eddy__cli_jobmanager(int argc, char **argv, const char *exe)
     static const flag_map_t map[] = {
         {"--rest-port", "rest.port"},
         {"--rpc-port", "rpc.port"},
+        {"--bind-host", "jobmanager.bind_host"},
         {"--data-dir", "data.dir"},
         {"--log-file", "log.file"},
     };
@@ -222,6 +234,8 @@ int eddy__cli_taskmanager(int argc, char **argv)
 {
     static const flag_map_t map[] = {
         {"--slots", "taskmanager.slots"},
+        {"--host", "taskmanager.host"},
+        {"--bind-host", "taskmanager.bind_host"},
         {"--data-dir", "data.dir"},
         {"--log-file", "log.file"},
     };

@@ -23,6 +23,7 @@
  * the two lines glued into one value ("10s timeout"), and judging that
  * value would blame the wrong line for the wrong reason.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -108,6 +109,17 @@ static const eddy__setting_def_t defs[] = {
     INTEGER("taskmanager.metrics_port", "0", 0, 65535, false,
             "Port of a TaskManager's Prometheus /metrics; 0: any free port "
             "(GET /taskmanagers shows it)"),
+    TYPED("taskmanager.host", HOST, "127.0.0.1", false, false,
+          "Address a TaskManager announces: other TaskManagers reach its "
+          "data plane there, Prometheus its /metrics. On several machines, "
+          "this machine's name or address"),
+    TYPED("taskmanager.bind_host", HOST, NULL, false, false,
+          "Address a TaskManager's data plane and /metrics listen on; "
+          "unset: taskmanager.host (0.0.0.0: every interface)"),
+    TYPED("jobmanager.bind_host", HOST, "127.0.0.1", false, false,
+          "Address the JobManager's REST API and RPC port listen on; "
+          "0.0.0.0 for TaskManagers and clients on other machines (the "
+          "REST API has no authentication: firewall it)"),
     INTEGER("parallelism.default", "1", 1, 32768, false,
             "Parallelism of jobs and operators that do not set their own"),
     PORT("rest.port", "8081", "JobManager REST port (HTTP, JSON)"),
@@ -319,6 +331,9 @@ static const char *expected(const eddy__setting_def_t *d, char *buf,
     case EDDY__SETTING_ID:
         snprintf(buf, size, "32 lowercase hexadecimal digits");
         break;
+    case EDDY__SETTING_HOST:
+        snprintf(buf, size, "a host name or IP address");
+        break;
     }
     return buf;
 }
@@ -456,6 +471,33 @@ static char *normalize(const eddy__setting_def_t *d, const char *v)
             return NULL;
         }
         break;
+    case EDDY__SETTING_HOST: {
+        /* Letters, digits, dots and dashes (names, IPv4), colons (IPv6)
+         * and a zone after %; no brackets, ports or URIs. */
+        size_t n = strlen(v);
+        if (n == 0 || n > 253 || v[0] == '-' ||
+            strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                      "0123456789.-:%") != n) {
+            return NULL;
+        }
+        if (strchr(v, ':') != NULL) {
+            /* Then an IPv6 address, so "host:port" is refused. */
+            char a6[64];
+            struct in6_addr in6;
+            size_t al = strcspn(v, "%");
+            if (al >= sizeof(a6)) {
+                return NULL;
+            }
+            memcpy(a6, v, al);
+            a6[al] = '\0';
+            if (inet_pton(AF_INET6, a6, &in6) != 1) {
+                return NULL;
+            }
+        } else if (strchr(v, '%') != NULL) {
+            return NULL;
+        }
+        break;
+    }
     }
     return eddy__strdup(v);
 }

@@ -53,6 +53,7 @@ typedef enum eddy__setting_type {
     EDDY__SETTING_URI_PATH, /* a path or a file:// URI */
     EDDY__SETTING_STORE,    /* a path or a postgresql:// URI */
     EDDY__SETTING_ID,       /* a job id: 32 lowercase hex digits */
+    EDDY__SETTING_HOST,     /* a host name, IPv4 or IPv6 address */
 } eddy__setting_type_t;
 
 /* Where a value came from, lowest precedence first. */

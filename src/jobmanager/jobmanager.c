@@ -753,13 +753,19 @@ static void on_register(eddy__jm_t *jm, jm_tm_t *tm,
      * on. */
     struct sockaddr_storage sa;
     socklen_t sl = sizeof(sa);
-    char host[64] = "127.0.0.1";
-    if (getsockname(tm->tm_conn.rc_fd, (struct sockaddr *)&sa, &sl) == 0 &&
-        sa.ss_family == AF_INET) {
-        inet_ntop(AF_INET, &((struct sockaddr_in *)&sa)->sin_addr, host,
-                  sizeof(host));
+    char host[INET6_ADDRSTRLEN] = "127.0.0.1";
+    bool v6 = false;
+    if (getsockname(tm->tm_conn.rc_fd, (struct sockaddr *)&sa, &sl) == 0) {
+        if (sa.ss_family == AF_INET) {
+            inet_ntop(AF_INET, &((struct sockaddr_in *)&sa)->sin_addr, host,
+                      sizeof(host));
+        } else if (sa.ss_family == AF_INET6) {
+            v6 = inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&sa)->sin6_addr,
+                           host, sizeof(host)) != NULL;
+        }
     }
-    eddy__fmt(rest, sizeof(rest), "http://%s:%d", host, jm->jm_rest_port);
+    eddy__fmt(rest, sizeof(rest), v6 ? "http://[%s]:%d" : "http://%s:%d", host,
+              jm->jm_rest_port);
     ack.jm_id = jm->jm_id;
     ack.heartbeat_interval_ms = (uint32_t)jm->jm_hb_interval;
     ack.heartbeat_timeout_ms = (uint32_t)jm->jm_hb_timeout;
@@ -1400,14 +1406,16 @@ int eddy__jm_new(const eddy__settings_t *st, const char *exe, eddy__jm_t **out,
     if (rc == 0 && pipe2(jm->jm_wake, O_CLOEXEC | O_NONBLOCK) != 0) {
         rc = eddy_error_set(err, EDDY_ERR_IO, "pipe: %s", strerror(errno));
     }
+    /* Loopback by default: the REST API runs whatever job it is given. */
+    const char *bind = eddy__settings_get_str(st, "jobmanager.bind_host");
     if (rc == 0) {
-        rc = eddy__tcp_listen("0.0.0.0", eddy__settings_get_int(st, "rpc.port"),
+        rc = eddy__tcp_listen(bind, eddy__settings_get_int(st, "rpc.port"),
                               &jm->jm_rpc_fd, &jm->jm_rpc_port, err);
     }
     if (rc == 0) {
         eddy__http_options_t ho;
         eddy__http_options_init(&ho);
-        ho.ho_bind = "0.0.0.0";
+        ho.ho_bind = bind;
         ho.ho_port = eddy__settings_get_int(st, "rest.port");
         ho.ho_upload_dir = jm->jm_upload_dir;
         jm->jm_http = eddy__http_new(&ho, err);

@@ -924,8 +924,17 @@ int eddy__tm_new(const eddy__settings_t *st, const char *jobmanager,
         eddy__tm_destroy(tm);
         return rc;
     }
+    /* Where other TaskManagers and Prometheus reach this one, and where it
+     * listens (the same address unless taskmanager.bind_host says). */
+    const char *adv = eddy__settings_get_str(st, "taskmanager.host");
+    const char *bind = eddy__settings_get_str(st, "taskmanager.bind_host");
+    if (bind == NULL) {
+        bind = adv;
+    }
     eddy__dp_options_t o;
     eddy__dp_options_init(&o);
+    o.do_bind = bind;
+    o.do_advertise_host = adv;
     o.do_self_id = tm->tm_id;
     o.do_exclusive =
         eddy__settings_get_int(st, "taskmanager.network.exclusive_buffers");
@@ -941,6 +950,7 @@ int eddy__tm_new(const eddy__settings_t *st, const char *jobmanager,
     }
     eddy__http_options_t ho;
     eddy__http_options_init(&ho);
+    ho.ho_bind = bind;
     ho.ho_port = eddy__settings_get_int(st, "taskmanager.metrics_port");
     ho.ho_threads = 1;
     ho.ho_max_connections = 16;
@@ -954,7 +964,9 @@ int eddy__tm_new(const eddy__settings_t *st, const char *jobmanager,
         return rc;
     }
     eddy__fmt(tm->tm_metrics_url, sizeof(tm->tm_metrics_url),
-              "http://127.0.0.1:%d/metrics", eddy__http_port(tm->tm_http));
+              strchr(adv, ':') != NULL ? "http://[%s]:%d/metrics"
+                                       : "http://%s:%d/metrics",
+              adv, eddy__http_port(tm->tm_http));
     tm->tm_backoff = 100;
     *out = tm;
     return 0;

@@ -27,7 +27,12 @@
  *   5. REST hostility (malformed bodies, wrong methods, unknown ids, an
  *      oversized upload, files that are not jobs or crash, path tricks):
  *      each a clean 4xx, and then the cluster still runs a job;
- *   6. a job needing more slots than exist fails with both numbers.
+ *   6. a job needing more slots than exist fails with both numbers;
+ *   7. addresses, as on several machines: the JobManager on 127.0.0.4
+ *      (--bind-host), two TaskManagers announcing 127.0.0.2 and 127.0.0.3
+ *      (--host). Each listens only there (127.0.0.1 is refused), GET
+ *      /taskmanagers shows those addresses, the /metrics URLs answer, and
+ *      word count runs across both, exact.
  *
  * A test that went well ends its cluster with SIGTERM: every daemon must
  * exit 0, and no log may hold a sanitizer report (LeakSanitizer runs at
@@ -264,8 +269,10 @@ typedef struct cluster {
     char *cl_tmp;  /* everything of this test */
     char *cl_data; /* the cluster's data dir */
     int cl_rest, cl_rpc;
+    char cl_jm_host[32]; /* where the JobManager listens */
     char cl_url[64];
-    const char *cl_jm_opts[8]; /* extra JobManager arguments */
+    const char *cl_jm_opts[8];          /* extra JobManager arguments */
+    const char *cl_tm_opts[MAX_TMS][4]; /* extra TaskManager arguments */
     daemon_t cl_jm;
     daemon_t cl_tm[MAX_TMS];
     int cl_ntm;
@@ -644,24 +651,31 @@ static void jm_start(cluster_t *cl)
 static void tm_start(cluster_t *cl, int i, int slots)
 {
     char jm[64], sl[16];
-    snprintf(jm, sizeof(jm), "127.0.0.1:%d", cl->cl_rpc);
+    snprintf(jm, sizeof(jm), "%s:%d", cl->cl_jm_host, cl->cl_rpc);
     snprintf(sl, sizeof(sl), "%d", slots);
-    const char *argv[] = {EDDY_BIN,     "taskmanager", "--jobmanager",
-                          jm,           "--slots",     sl,
-                          "--data-dir", cl->cl_data,   NULL};
+    const char *argv[16] = {EDDY_BIN,     "taskmanager", "--jobmanager",
+                            jm,           "--slots",     sl,
+                            "--data-dir", cl->cl_data};
+    int a = 8;
+    for (int k = 0; k < 4 && cl->cl_tm_opts[i][k] != NULL; k++) {
+        argv[a++] = cl->cl_tm_opts[i][k];
+    }
+    argv[a] = NULL;
     daemon_start(&cl->cl_tm[i], argv);
 }
 
-/* A JobManager with `opts` (NULL-terminated, may be NULL) and `ntm`
- * TaskManagers of `slots` slots, all registered. */
-static cluster_t *cluster_start(int ntm, int slots, const char *const *opts)
+/* A cluster not started yet: a JobManager on `jm_host` with `opts`
+ * (NULL-terminated, may be NULL) and `ntm` TaskManagers. */
+static cluster_t *cluster_new(int ntm, const char *jm_host,
+                              const char *const *opts)
 {
     cluster_t *cl = calloc(1, sizeof(*cl));
     assert_non_null(cl);
     cl->cl_tmp = integ_tmpdir_new();
     cl->cl_data = integ_path(cl->cl_tmp, "data");
     free_ports(&cl->cl_rest, &cl->cl_rpc);
-    snprintf(cl->cl_url, sizeof(cl->cl_url), "http://127.0.0.1:%d",
+    snprintf(cl->cl_jm_host, sizeof(cl->cl_jm_host), "%s", jm_host);
+    snprintf(cl->cl_url, sizeof(cl->cl_url), "http://%s:%d", jm_host,
              cl->cl_rest);
     for (int i = 0; opts != NULL && opts[i] != NULL && i < 7; i++) {
         cl->cl_jm_opts[i] = opts[i];
@@ -678,11 +692,27 @@ static cluster_t *cluster_start(int ntm, int slots, const char *const *opts)
         snprintf(d->dm_log, PATHLEN, "%s/taskmanager-%d.log", cl->cl_tmp,
                  i + 1);
     }
+    return cl;
+}
+
+/* Starts the JobManager and the TaskManagers of `slots` slots, and waits
+ * until all are registered. */
+static void cluster_boot(cluster_t *cl, int slots)
+{
+    int ntm = cl->cl_ntm;
     jm_start(cl);
     for (int i = 0; i < ntm; i++) {
         tm_start(cl, i, slots);
     }
     wait_tms(cl, ntm);
+}
+
+/* A JobManager with `opts` (NULL-terminated, may be NULL) and `ntm`
+ * TaskManagers of `slots` slots, all on 127.0.0.1 and registered. */
+static cluster_t *cluster_start(int ntm, int slots, const char *const *opts)
+{
+    cluster_t *cl = cluster_new(ntm, "127.0.0.1", opts);
+    cluster_boot(cl, slots);
     return cl;
 }
 
@@ -1106,11 +1136,11 @@ static const char *const vocab[WC_WORDS] = {
     "ten",    "river",   "stone",   "x42",    "b52bomb",
 };
 
-static void test_word_count(void **state)
+/* Runs word count at parallelism 4 and checks that its tasks ran on every
+ * TaskManager of the cluster and that their stdout together is exact. */
+static void run_word_count(cluster_t *cl)
 {
-    cluster_t *cl = cluster_start(3, 2, NULL);
-    *state = cl;
-
+    int ntm = cl->cl_ntm;
     /* The input: words in mixed case between assorted separators. */
     static char text[WC_LINES * 128]; /* at most 10 * 12 + 1 per line */
     long expect[WC_WORDS] = {0};
@@ -1145,7 +1175,7 @@ static void test_word_count(void **state)
     wait_state(cl, id, "FINISHED", 60, trail, sizeof(trail));
 
     /* Eight tasks (two vertices at parallelism 4), all finished, on all
-     * three TaskManagers. */
+     * the TaskManagers. */
     char path[128];
     snprintf(path, sizeof(path), "/jobs/%s", id);
     json_t *j = get_json(cl, path);
@@ -1164,9 +1194,9 @@ static void test_word_count(void **state)
     json_decref(j);
     char ids[8][64];
     assert_int_equal(task_tms(cl, id, ids, 8), 8);
-    CL_CHECK(cl, distinct(ids, 8) == 3, "tasks on %d TaskManagers, not 3",
-             distinct(ids, 8));
-    for (int i = 0; i < 3; i++) {
+    CL_CHECK(cl, distinct(ids, 8) == ntm, "tasks on %d TaskManagers, not %d",
+             distinct(ids, 8), ntm);
+    for (int i = 0; i < ntm; i++) {
         char tm[64];
         tm_id_of(&cl->cl_tm[i], tm, sizeof(tm));
         bool used = false;
@@ -1183,7 +1213,7 @@ static void test_word_count(void **state)
         seen[k] = calloc((size_t)expect[k] + 1, sizeof(long));
     }
     long lines = 0;
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < ntm; i++) {
         char *out = slurp(cl->cl_tm[i].dm_out, NULL);
         char *save = NULL;
         for (char *line = strtok_r(out, "\n", &save); line != NULL;
@@ -1215,6 +1245,13 @@ static void test_word_count(void **state)
     }
     assert_int_equal(lines, total);
     free(input);
+}
+
+static void test_word_count(void **state)
+{
+    cluster_t *cl = cluster_start(3, 2, NULL);
+    *state = cl;
+    run_word_count(cl);
     cluster_finish(cl);
 }
 
@@ -1859,6 +1896,92 @@ static void test_not_enough_slots(void **state)
     cluster_finish(cl);
 }
 
+/* ---- 7. addresses, as on several machines ---- */
+
+/* Whether a TCP connection to host:port is refused (nothing listens). */
+static bool refused(const char *host, int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)port);
+    assert_int_equal(inet_pton(AF_INET, host, &sa.sin_addr), 1);
+    int rc = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+    int e = errno;
+    close(fd);
+    return rc != 0 && e == ECONNREFUSED;
+}
+
+/* The port of "HOST:PORT" or "http://HOST:PORT/...", after `prefix`. */
+static int port_after(const char *s, const char *prefix)
+{
+    size_t n = strlen(prefix);
+    assert_true(strncmp(s, prefix, n) == 0);
+    return atoi(s + n);
+}
+
+static void test_addresses(void **state)
+{
+    static const char *const opts[] = {"--bind-host", "127.0.0.4", NULL};
+    static const char *const hosts[] = {"127.0.0.2", "127.0.0.3"};
+    cluster_t *cl = cluster_new(2, "127.0.0.4", opts);
+    *state = cl;
+    for (int i = 0; i < 2; i++) {
+        cl->cl_tm_opts[i][0] = "--host";
+        cl->cl_tm_opts[i][1] = hosts[i];
+    }
+    cluster_boot(cl, 2);
+
+    /* The JobManager: REST and RPC on 127.0.0.4 only. */
+    CL_CHECK(cl, refused("127.0.0.1", cl->cl_rest),
+             "the REST port answers on 127.0.0.1");
+    CL_CHECK(cl, refused("127.0.0.1", cl->cl_rpc),
+             "the RPC port answers on 127.0.0.1");
+
+    /* The TaskManagers, as the JobManager knows them. */
+    json_t *j = get_json(cl, "/taskmanagers");
+    json_t *tms = json_object_get(j, "taskmanagers");
+    CL_CHECK(cl, json_array_size(tms) == 2, "%zu TaskManagers",
+             json_array_size(tms));
+    bool seen[2] = {false, false};
+    size_t i;
+    json_t *t;
+    json_array_foreach(tms, i, t)
+    {
+        const char *data = jstr(t, "data_address");
+        const char *metrics = jstr(t, "metrics_url");
+        int h = strncmp(data, "127.0.0.2:", 10) == 0   ? 0
+                : strncmp(data, "127.0.0.3:", 10) == 0 ? 1
+                                                       : -1;
+        CL_CHECK(cl, h >= 0, "data address %s", data);
+        seen[h] = true;
+        char prefix[64];
+        snprintf(prefix, sizeof(prefix), "%s:", hosts[h]);
+        int dport = port_after(data, prefix);
+        snprintf(prefix, sizeof(prefix), "http://%s:", hosts[h]);
+        int mport = port_after(metrics, prefix);
+        /* Listening there and only there. */
+        CL_CHECK(cl, refused("127.0.0.1", dport),
+                 "the data plane of %s answers on 127.0.0.1", hosts[h]);
+        CL_CHECK(cl, refused("127.0.0.1", mport),
+                 "the /metrics of %s answers on 127.0.0.1", hosts[h]);
+        http_res_t r = http_get(cl, metrics);
+        CL_CHECK(cl,
+                 r.hr_status == 200 &&
+                     strstr(r.hr_body, "eddy_slots_total") != NULL,
+                 "GET %s: %ld", metrics, r.hr_status);
+        http_res_free(&r);
+    }
+    CL_CHECK(cl, seen[0] && seen[1], "not both hosts announced");
+    json_decref(j);
+
+    /* Records cross between the two addresses. */
+    run_word_count(cl);
+    cluster_finish(cl);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1868,6 +1991,7 @@ int main(void)
         cmocka_unit_test_teardown(test_back_pressure, test_teardown),
         cmocka_unit_test_teardown(test_rest_hostility, test_teardown),
         cmocka_unit_test_teardown(test_not_enough_slots, test_teardown),
+        cmocka_unit_test_teardown(test_addresses, test_teardown),
     };
     /* EDDY_TEST_FILTER=test_back_pressure runs one test (a pattern). */
     if (getenv("EDDY_TEST_FILTER") != NULL) {

@@ -186,7 +186,8 @@ static void test_table_is_consistent(void **state)
         assert_null(strchr(d[i].sd_doc, '|')); /* a Markdown table cell */
         if (d[i].sd_type != EDDY__SETTING_ENUM &&
             d[i].sd_type != EDDY__SETTING_PATH &&
-            d[i].sd_type != EDDY__SETTING_ID) {
+            d[i].sd_type != EDDY__SETTING_ID &&
+            d[i].sd_type != EDDY__SETTING_HOST) {
             /* The typed getters need a value. */
             assert_non_null(d[i].sd_default);
         }
@@ -690,6 +691,16 @@ static void test_bad_values_in_yaml(void **state)
     expect_yaml_error(fx, "restart.strategy: fixed\n", EDDY_ERR_INVALID,
                       ":1:19: bad value 'fixed' for restart.strategy: "
                       "expected none, fixed-delay or exponential-delay");
+    expect_yaml_error(fx, "taskmanager:\n  host: tm-1:9000\n", EDDY_ERR_INVALID,
+                      ":2:9: bad value 'tm-1:9000' for taskmanager.host: "
+                      "expected a host name or IP address");
+    expect_yaml_error(fx, "jobmanager.bind_host: \"http://a\"\n",
+                      EDDY_ERR_INVALID,
+                      ":1:23: bad value 'http://a' for jobmanager.bind_host: "
+                      "expected a host name or IP address");
+    expect_yaml_error(fx, "taskmanager.bind_host: \"a b\"\n", EDDY_ERR_INVALID,
+                      ":1:24: bad value 'a b' for taskmanager.bind_host: "
+                      "expected a host name or IP address");
     expect_yaml_error(fx, "checkpoint.dir: \"\"\n", EDDY_ERR_INVALID,
                       ":1:17: bad value '' for checkpoint.dir: expected a "
                       "directory or file:// URI");
