@@ -17,6 +17,7 @@ packages=(
   libprotobuf-c-dev              # their runtime library
   libmicrohttpd-dev              # REST API of the JobManager (src/rest/)
   libcurl4-openssl-dev           # REST client of the CLI, artifact fetch
+  libssl-dev                     # SHA-256 of job artifacts (libcrypto)
   clang-format                   # style check
 )
 

@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "checkpoint/storage.h"
+#include "common/digest.h"
 #include "common/log.h"
 #include "jobmanager/inspect.h"
 #include "jobmanager/jm_internal.h"
@@ -593,11 +594,21 @@ static void deploy(eddy__jm_t *jm, jm_job_t *jb)
     }
     char url[256];
     eddy__fmt(url, sizeof(url), "/jobs/%s/artifact", jb->jb_id);
+    /* TaskManagers check what they download (and what they cached) against
+     * it. Hashed at the first deployment: a JobManager restarted on the
+     * same data dir hashes the stored file again. */
+    if (jb->jb_sha256[0] == '\0') {
+        eddy_error_t herr = {0};
+        if (eddy__sha256_file(jb->jb_artifact, jb->jb_sha256, &herr) != 0) {
+            eddy__log_warn("job %s: %s", jb->jb_id, herr.msg);
+            jb->jb_sha256[0] = '\0'; /* the download will fail and say why */
+        }
+    }
     Eddy__Rpc__DeployJob dj = EDDY__RPC__DEPLOY_JOB__INIT;
     dj.job_id = jb->jb_id;
     dj.attempt = (uint32_t)jb->jb_attempt;
     dj.artifact_url = url;
-    dj.artifact_sha256 = "";
+    dj.artifact_sha256 = jb->jb_sha256;
     dj.n_args = nargs;
     dj.args = args;
     dj.parallelism = (uint32_t)jb->jb_parallelism;

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/digest.h"
 #include "common/log.h"
 #include "common/prom.h"
 #include "eddy/runner.h"
@@ -34,6 +35,7 @@ typedef struct tm_attempt {
     char a_job_id[33];
     int a_attempt;
     char *a_artifact_url;
+    char *a_artifact_sha256; /* "" if the JobManager sent none */
     char **a_args;
     int a_nargs;
     int a_parallelism;
@@ -291,6 +293,43 @@ static void hold_outputs(tm_attempt_t *a)
     eddy__mutex_unlock(&a->a_ck_mu);
 }
 
+int eddy__tm_fetch_artifact(const char *base, const char *url,
+                            const char *sha256, const char *dest,
+                            eddy_error_t *err)
+{
+    char got[EDDY__SHA256_HEX];
+    bool check = sha256 != NULL && sha256[0] != '\0';
+    struct stat sb;
+    if (stat(dest, &sb) == 0) {
+        if (!check || (eddy__sha256_file(dest, got, NULL) == 0 &&
+                       strcmp(got, sha256) == 0)) {
+            return 0; /* cached by an earlier attempt */
+        }
+        eddy__log_warn("the cached artifact %s does not match the job's "
+                       "SHA-256; downloading it again",
+                       dest);
+        unlink(dest);
+    }
+    int rc = eddy__rest_download(base, url, dest, 60000, err);
+    if (rc != 0 || !check) {
+        return rc;
+    }
+    rc = eddy__sha256_file(dest, got, err);
+    if (rc == 0 && strcmp(got, sha256) != 0) {
+        rc = eddy_error_set(err, EDDY_ERR_IO,
+                            "the job's artifact from %s%s does not match its "
+                            "SHA-256 (expected %s, got %s)",
+                            base, url, sha256, got);
+    }
+    if (rc != 0) {
+        unlink(dest); /* never run it, never keep it */
+    } else {
+        eddy__log_info("downloaded %s%s, SHA-256 %s as expected", base, url,
+                       got);
+    }
+    return rc;
+}
+
 static void *attempt_main(void *arg)
 {
     tm_attempt_t *a = arg;
@@ -304,13 +343,9 @@ static void *attempt_main(void *arg)
     eddy__plan_t *pl = NULL;
     eddy__job_t *job = NULL;
     const char **addr = NULL;
-    struct stat sb;
-    int rc = 0;
-    if (stat(so, &sb) != 0) {
-        eddy__mkdirs(dir, NULL);
-        rc = eddy__rest_download(tm->tm_rest, a->a_artifact_url, so, 60000,
-                                 &err);
-    }
+    eddy__mkdirs(dir, NULL);
+    int rc = eddy__tm_fetch_artifact(tm->tm_rest, a->a_artifact_url,
+                                     a->a_artifact_sha256, so, &err);
     if (rc == 0) {
         rc = eddy_job_open(so, &jobso, &err);
     }
@@ -418,6 +453,7 @@ static char *dup_or_empty(const char *s)
 static void attempt_free(tm_attempt_t *a)
 {
     free(a->a_artifact_url);
+    free(a->a_artifact_sha256);
     for (int i = 0; i < a->a_nargs; i++) {
         free(a->a_args[i]);
     }
@@ -453,6 +489,7 @@ static void on_deploy(eddy__tm_t *tm, const Eddy__Rpc__DeployJob *d)
     memcpy(a->a_job_id, d->job_id, 33);
     a->a_attempt = (int)d->attempt;
     a->a_artifact_url = dup_or_empty(d->artifact_url);
+    a->a_artifact_sha256 = dup_or_empty(d->artifact_sha256);
     a->a_nargs = (int)d->n_args;
     a->a_args = eddy__calloc(d->n_args + 1, sizeof(char *));
     for (size_t i = 0; i < d->n_args; i++) {

@@ -11,7 +11,8 @@
  * JobManager finds it again.
  *
  * A deployment (DeployJob) is one attempt of a job: a thread downloads the
- * job's .so from the JobManager (cached per job under the data dir), builds
+ * job's .so from the JobManager (cached per job under the data dir, checked
+ * against the SHA-256 the JobManager sends with the deployment), builds
  * the job's graph again with the same arguments, plans it, and runs the
  * tasks placed here (src/runtime/job.c with a placement); edges to tasks
  * elsewhere go through the data plane (src/net/dataplane.h). Task states
@@ -35,5 +36,17 @@ int eddy__tm_new(const eddy__settings_t *st, const char *jobmanager,
 /* Runs until *stop becomes non-zero; then cancels what runs and returns. */
 int eddy__tm_run(eddy__tm_t *tm, volatile int *stop);
 void eddy__tm_destroy(eddy__tm_t *tm);
+
+/*
+ * A job's .so for an attempt: `dest` if it is there already (an earlier
+ * attempt's download) and matches `sha256`, else downloaded from base+url
+ * to `dest` (atomically: a temporary file renamed). With a non-empty
+ * `sha256` (lowercase hex) the file must match it: a cached file that does
+ * not is downloaded again, a download that does not is deleted and fails
+ * naming both digests. Returns 0 or the error.
+ */
+int eddy__tm_fetch_artifact(const char *base, const char *url,
+                            const char *sha256, const char *dest,
+                            eddy_error_t *err);
 
 #endif /* EDDY_TASKMANAGER_TASKMANAGER_H */
