@@ -201,15 +201,22 @@ typedef struct heap_ref {
     uint64_t hr_hash;
 } heap_ref_t;
 
-/* The lanes of a state: its ss_lanes rounded up to a power of two, at most
- * EDDY__STATE_MAX_LANES; 1 without a lane function. */
-static size_t spec_lanes(const eddy__state_spec_t *s)
+/* Table handles a state's lanes may take per key group owned, at most: a
+ * handle is 32 bytes, and a subtask may own up to 32768 key groups. */
+#define LANE_TREFS_MAX 8192
+
+/* The lanes of a state for `nkg` key groups: its ss_lanes rounded up to a
+ * power of two, at most EDDY__STATE_MAX_LANES and LANE_TREFS_MAX / nkg
+ * (many key groups spread the entries thinly anyway); 1 without a lane
+ * function. */
+static size_t spec_lanes(const eddy__state_spec_t *s, int nkg)
 {
     if (s->ss_lane == NULL || s->ss_lanes <= 1) {
         return 1;
     }
-    size_t n = 2;
-    while (n < s->ss_lanes && n < EDDY__STATE_MAX_LANES) {
+    size_t n = 1;
+    while (n < s->ss_lanes && n < EDDY__STATE_MAX_LANES &&
+           2 * n * (size_t)nkg <= LANE_TREFS_MAX) {
         n *= 2;
     }
     return n;
@@ -1791,7 +1798,7 @@ eddy__kstate_t *eddy__heap_kstate_new(const eddy__state_spec_t *specs,
     hk->hk_nkg = kg_last - kg_first + 1;
     size_t ntables = 0;
     for (int sid = 0; sid < nstates; sid++) {
-        ntables += spec_lanes(&specs[sid]) * (size_t)hk->hk_nkg;
+        ntables += spec_lanes(&specs[sid], hk->hk_nkg) * (size_t)hk->hk_nkg;
     }
     hk->hk_ntables = ntables;
     hk->hk_trefs = calloc(ntables ? ntables : 1, sizeof(*hk->hk_trefs));
@@ -1808,7 +1815,7 @@ eddy__kstate_t *eddy__heap_kstate_new(const eddy__state_spec_t *specs,
         hi->hi_mode = mode_of(specs[sid].ss_kind);
         hi->hi_ttl = specs[sid].ss_ttl_ms > 0 ? specs[sid].ss_ttl_ms : 0;
         hi->hi_hdr = hi->hi_ttl > 0 ? STAMP_BYTES : 0;
-        hi->hi_lanes = spec_lanes(&specs[sid]);
+        hi->hi_lanes = spec_lanes(&specs[sid], hk->hk_nkg);
         hi->hi_lane = hi->hi_lanes > 1 ? specs[sid].ss_lane : NULL;
         hi->hi_lane_arg = specs[sid].ss_lane_arg;
         hi->hi_first = first;

@@ -781,6 +781,22 @@ static void test_lanes_change_nothing(void **state)
     eddy__kstate_destroy(rp);
     eddy__kstate_destroy(lk);
     eddy__kstate_destroy(pk);
+
+    /* A subtask owning every one of 32768 key groups: lanes would cost
+     * 84 handles of 32 bytes per key group (88 MB); they are capped, so
+     * the backend stays near the size of one without lanes, and works. */
+    eddy__kstate_t *big = eddy__heap_kstate_new(specs, NST, 0, 32767);
+    eddy__kstate_t *bigp = eddy__heap_kstate_new(plain_specs, NST, 0, 32767);
+    size_t bsz = big->ks_ops->ko_size(big);
+    size_t psz = bigp->ks_ops->ko_size(bigp);
+    assert_true(bsz <= 2 * psz);
+    tkey_t t;
+    tkey_fmt(&t, "b", 1, 0, 9);
+    t.tk_sk.sk_kg = 30000;
+    agg_add(big, &t, 5);
+    assert_int_equal(agg_get(big, &t), 5);
+    eddy__kstate_destroy(big);
+    eddy__kstate_destroy(bigp);
 }
 
 static void test_snapshot_outlives_backend(void **state)

@@ -96,7 +96,8 @@ static void test_sha256(void **state)
     assert_string_equal(
         hex,
         "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
-    const char *two = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
+    const char *two =
+        "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
     eddy__sha256_hex(two, strlen(two), hex);
     assert_string_equal(
         hex,
@@ -191,7 +192,8 @@ static void test_no_digest(void **state)
     assert_int_equal(atomic_load(&g_gets), 1);
     /* A failing download leaves nothing. */
     unlink(f->f_dest);
-    int rc = eddy__tm_fetch_artifact(f->f_base, "/missing", "", f->f_dest, &err);
+    int rc =
+        eddy__tm_fetch_artifact(f->f_base, "/missing", "", f->f_dest, &err);
     assert_int_equal(rc, EDDY_ERR_NOT_FOUND);
     assert_false(exists(f->f_dest));
 }
