@@ -19,7 +19,7 @@ cmake --build build-tsan -j"$(nproc)" >/dev/null
 TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$PWD/scripts/tsan.supp" \
   ctest --test-dir build-tsan --output-on-failure -j"$(nproc)" -E 'integ_crash|kafka|integ_exactly_once|integ_cluster'
 for t in test_word_count test_jobmanager_killed test_back_pressure \
-         test_rest_hostility test_not_enough_slots; do
+         test_rest_hostility test_not_enough_slots test_addresses; do
   TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$PWD/scripts/tsan.supp" \
     EDDY_TEST_FILTER=$t build-tsan/tests/integration/integ_cluster
 done
