@@ -97,6 +97,18 @@ EDDY_EXPORT int eddy_env_savepoint(eddy_env_t *env, const char *dir, char *path,
  */
 EDDY_EXPORT const char *eddy_env_checkpoint_dir(eddy_env_t *env);
 
+/**
+ * @brief After eddy_env_execute ran the job with checkpointing on: how many
+ * checkpoints completed and failed (aborted, declined, timed out), and in
+ * `latest` the directory of the newest completed one ("" if none): what to
+ * restore from after a failure (the "savepoint.path" option).
+ * @returns 0, or EDDY_ERR_INVALID if the job did not run with checkpoints.
+ */
+EDDY_EXPORT int eddy_env_checkpoint_summary(const eddy_env_t *env,
+                                            uint64_t *completed,
+                                            uint64_t *failed, char *latest,
+                                            size_t size);
+
 /** @brief The job id (32 hex characters; random unless "job.id" is set). */
 EDDY_EXPORT const char *eddy_env_job_id(const eddy_env_t *env);
 

@@ -577,6 +577,23 @@ static int cmd_run(int argc, char **argv)
         fprintf(stderr, "eddy run: job '%s' finished in %.3f s\n",
                 eddy_job_name(job), secs);
     }
+    uint64_t ck_done, ck_failed;
+    char latest[1024];
+    if (ckdir != NULL && !quiet &&
+        eddy_env_checkpoint_summary(env, &ck_done, &ck_failed, latest,
+                                    sizeof(latest)) == 0) {
+        fprintf(stderr,
+                "eddy run: %llu checkpoint%s completed, %llu failed%s%s\n",
+                (unsigned long long)ck_done, ck_done == 1 ? "" : "s",
+                (unsigned long long)ck_failed,
+                latest[0] != '\0' ? "; the latest is " : "", latest);
+        if (status == EXIT_JOB_FAILED && latest[0] != '\0') {
+            fprintf(stderr,
+                    "eddy run: to resume the job from it: eddy run --local "
+                    "%s --from-savepoint %s ...\n",
+                    job_path, latest);
+        }
+    }
     eddy_env_destroy(env);
     eddy_job_close(job);
     return status;

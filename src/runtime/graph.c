@@ -196,6 +196,20 @@ const char *eddy_env_job_id(const eddy_env_t *env)
     return env->e_cfg.job_id;
 }
 
+int eddy_env_checkpoint_summary(const eddy_env_t *env, uint64_t *completed,
+                                uint64_t *failed, char *latest, size_t size)
+{
+    if (env == NULL || !env->e_ck_ran) {
+        return EDDY_ERR_INVALID;
+    }
+    *completed = env->e_ck_completed;
+    *failed = env->e_ck_failed;
+    if (latest != NULL && size > 0) {
+        eddy__fmt(latest, size, "%s", env->e_ck_latest);
+    }
+    return 0;
+}
+
 const char *eddy_env_checkpoint_dir(eddy_env_t *env)
 {
     if (env == NULL || env->e_cfg.ck_interval_ms <= 0) {

@@ -284,6 +284,15 @@ static int local_run(eddy_env_t *env, eddy__plan_t *pl, eddy_error_t *err)
         memset(err, 0, sizeof(*err));
     }
     eddy__mutex_lock(&env->e_mu);
+    if (cr.cr_coord != NULL) {
+        eddy__coord_stats_t fin;
+        eddy__coord_stats(cr.cr_coord, &fin);
+        env->e_ck_ran = true;
+        env->e_ck_completed = fin.cs_completed;
+        env->e_ck_failed = fin.cs_failed;
+        eddy__fmt(env->e_ck_latest, sizeof(env->e_ck_latest), "%s",
+                  fin.cs_latest_id > 0 ? fin.cs_latest_path : "");
+    }
     env->e_coord = NULL;
     eddy__coord_destroy(cr.cr_coord);
     eddy__mutex_unlock(&env->e_mu);

@@ -170,7 +170,11 @@ struct eddy_env_s {
     eddy__config_t e_cfg;        /* checkpoints, state, restarts (config.h) */
     pthread_mutex_t e_mu;        /* guards e_coord */
     struct eddy__coord *e_coord; /* while running with checkpoints */
-    eddy_error_t e_error;        /* first graph-building error */
+    /* After a run with checkpoints (eddy_env_checkpoint_summary). */
+    bool e_ck_ran;
+    uint64_t e_ck_completed, e_ck_failed;
+    char e_ck_latest[1024]; /* newest completed checkpoint, or "" */
+    eddy_error_t e_error;   /* first graph-building error */
     bool e_failed;
     bool e_executed;
     atomic_int e_cancel;

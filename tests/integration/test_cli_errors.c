@@ -326,6 +326,54 @@ static void checkpoint_option_errors(void **state)
     free(input);
 }
 
+/* A job that fails after checkpoints: besides its error, the run says how
+ * many checkpoints completed and which to resume from; that one restores
+ * (the job then fails at the same record again, found by the restored
+ * run, not a missing checkpoint). */
+static void failure_names_latest_checkpoint(void **state)
+{
+    (void)state;
+    char *ckdir = integ_path(tmpdir, "fail-ck");
+    const char *id = "0123456789abcdef0123456789abcdef";
+    integ_proc_t *p =
+        integ_run(ARGS("run", "--local", FAULTS_SO, "--checkpoint-interval",
+                       "50ms", "--checkpoint-dir", ckdir, "--job-id", id,
+                       "--restart-strategy", "none", "--", "fail-at", "400"),
+                  NULL, integ_timeout(RUN_TIMEOUT));
+    integ_assert_exit(p, 1);
+    char latest[1024] = "", want[1200];
+    snprintf(want, sizeof(want), "; the latest is %s/%s/chk-", ckdir, id);
+    const char *at = strstr(p->pr_err, want);
+    if (!integ_contains(p->pr_err, "job 'faults' failed") ||
+        !integ_contains(p->pr_err, "record 400 is not valid") ||
+        !integ_contains(p->pr_err, "checkpoints completed, 0 failed") ||
+        at == NULL || sscanf(at + 16, "%1023s", latest) != 1) {
+        integ_dump(p);
+        fail_msg("no checkpoint summary naming the latest checkpoint");
+    }
+    snprintf(want, sizeof(want), "eddy run --local %s --from-savepoint %s ...",
+             FAULTS_SO, latest);
+    if (!integ_contains(p->pr_err, want)) {
+        integ_dump(p);
+        fail_msg("no hint to resume from %s", latest);
+    }
+    integ_proc_free(p);
+    char meta[1200];
+    snprintf(meta, sizeof(meta), "%s/_metadata", latest);
+    assert_int_equal(access(meta, R_OK), 0);
+
+    p = integ_run(ARGS("run", "--local", FAULTS_SO, "--from-savepoint", latest,
+                       "--restart-strategy", "none", "--", "fail-at", "400"),
+                  NULL, integ_timeout(RUN_TIMEOUT));
+    integ_assert_exit(p, 1);
+    if (!integ_contains(p->pr_err, "record 400 is not valid")) {
+        integ_dump(p);
+        fail_msg("the latest checkpoint did not restore");
+    }
+    integ_proc_free(p);
+    free(ckdir);
+}
+
 /* No command at all: the overview, on stderr, with status 2. */
 static void no_command(void **state)
 {
@@ -420,6 +468,7 @@ int main(void)
         cmocka_unit_test(parallelism_above_max),
         cmocka_unit_test(usage_errors),
         cmocka_unit_test(checkpoint_option_errors),
+        cmocka_unit_test(failure_names_latest_checkpoint),
         cmocka_unit_test(no_command),
         cmocka_unit_test(help_texts),
         cmocka_unit_test(version),

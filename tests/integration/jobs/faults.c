@@ -21,6 +21,8 @@
  *   unbounded RATE     an endless generator ("tick N") at RATE records/s,
  *                      printed
  *   unbounded-keyed RATE  the same through key_by and a running count
+ *   fail-at N          1000 records/s through operator 'validate', which
+ *                      fails on record N (so checkpoints complete first)
  *
  * Failing and crashing graphs end in a discard sink, so that nothing reaches
  * stdout and the tests can assert that eddy's only output is its one-line
@@ -98,6 +100,18 @@ static int validate_fail(eddy_ctx_t *ctx, const eddy_record_t *in,
     if (eddy_ctx_subtask(ctx) == bad_subtask) {
         return eddy_ctx_fail(ctx, "record %lld is not valid: checksum mismatch",
                              (long long)eddy_record_value_i64(in));
+    }
+    return 0;
+}
+
+/* fail-at: bad_subtask holds the record number that fails. */
+static int validate_fail_at(eddy_ctx_t *ctx, const eddy_record_t *in,
+                            eddy_record_t *out, void *opaque)
+{
+    (void)out;
+    (void)opaque;
+    if (eddy_record_value_i64(in) == bad_subtask) {
+        return eddy_ctx_fail(ctx, "record %d is not valid", bad_subtask);
     }
     return 0;
 }
@@ -286,6 +300,13 @@ static int build(eddy_env_t *env, int argc, char **argv)
     }
     if (strcmp(mode, "unbounded") == 0) {
         return build_unbounded(env, arg, 0);
+    }
+    if (strcmp(mode, "fail-at") == 0) {
+        eddy_stream_t *src = eddy_name(
+            eddy_source_generator(env, 0, 1000, gen_index, NULL), "numbers");
+        eddy_sink_discard(
+            eddy_name(eddy_map(src, validate_fail_at, NULL), "validate"));
+        return 0;
     }
     if (strcmp(mode, "unbounded-keyed") == 0) {
         return build_unbounded(env, arg, 1);
