@@ -70,7 +70,7 @@ typedef struct jm_job {
     int jb_slots_needed; /* max vertex parallelism (slot sharing) */
     int jb_parallelism;
     char *jb_artifact;
-    char jb_sha256[65];
+    char jb_sha256[65]; /* of jb_artifact, hex; "" if unreadable */
     json_t *jb_args;    /* array of strings */
     char *jb_savepoint; /* restore the first attempt from it, or NULL */
     eddy__config_t jb_cfg;

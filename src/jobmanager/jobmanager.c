@@ -594,16 +594,6 @@ static void deploy(eddy__jm_t *jm, jm_job_t *jb)
     }
     char url[256];
     eddy__fmt(url, sizeof(url), "/jobs/%s/artifact", jb->jb_id);
-    /* TaskManagers check what they download (and what they cached) against
-     * it. Hashed at the first deployment: a JobManager restarted on the
-     * same data dir hashes the stored file again. */
-    if (jb->jb_sha256[0] == '\0') {
-        eddy_error_t herr = {0};
-        if (eddy__sha256_file(jb->jb_artifact, jb->jb_sha256, &herr) != 0) {
-            eddy__log_warn("job %s: %s", jb->jb_id, herr.msg);
-            jb->jb_sha256[0] = '\0'; /* the download will fail and say why */
-        }
-    }
     Eddy__Rpc__DeployJob dj = EDDY__RPC__DEPLOY_JOB__INIT;
     dj.job_id = jb->jb_id;
     dj.attempt = (uint32_t)jb->jb_attempt;
@@ -1199,6 +1189,15 @@ int eddy__jm_submit(eddy__jm_t *jm, const char *so_path,
                               strerror(errno));
     }
     chmod(so, 0644);
+    /* TaskManagers check what they download (and what they cached) against
+     * it. Hashed here, not in deploy(): an upload may be 512 MiB, and
+     * deploy() runs under jm_mu. */
+    char sha[EDDY__SHA256_HEX];
+    if (eddy__sha256_file(so, sha, err) != 0) {
+        unlink(so);
+        rmdir(dir);
+        return err->code;
+    }
     int p = parallelism > 0 ? parallelism : jm->jm_default_parallelism;
     size_t nargs = json_array_size(args);
     char **argv = eddy__calloc(nargs + 1, sizeof(char *));
@@ -1254,6 +1253,7 @@ int eddy__jm_submit(eddy__jm_t *jm, const char *so_path,
     jm_job_t *jb = job_new(jm, id, plan);
     jb->jb_parallelism = p;
     jb->jb_artifact = eddy__strdup(so);
+    memcpy(jb->jb_sha256, sha, sizeof(sha));
     jb->jb_args = json_incref(args);
     jb->jb_savepoint = savepoint != NULL ? eddy__strdup(savepoint) : NULL;
     job_apply_interval(jb, ck_interval);
@@ -1318,6 +1318,12 @@ static void resume_jobs(eddy__jm_t *jm)
         jb->jb_restarts = mj->mj_restarts;
         jb->jb_parallelism = mj->mj_spec.js_parallelism;
         jb->jb_artifact = eddy__strdup(mj->mj_spec.js_artifact_path);
+        eddy_error_t herr = {0};
+        if (eddy__sha256_file(jb->jb_artifact, jb->jb_sha256, &herr) != 0) {
+            /* Sent empty: the TaskManagers' download fails and says why. */
+            eddy__log_warn("job %s: %s", jb->jb_id, herr.msg);
+            jb->jb_sha256[0] = '\0';
+        }
         jb->jb_args = json_incref(json_object_get(saved, "args"));
         if (jb->jb_args == NULL) {
             jb->jb_args = json_array();

@@ -599,6 +599,14 @@ HEAP_COLD size_t lane_slow(heap_kstate_t *hk, const heap_info_t *hi,
     return lane;
 }
 
+/* The table handle of state `hi`'s lane `lane` and key group `kg`. */
+HEAP_INLINE heap_tref_t *tref_at(const heap_kstate_t *hk, const heap_info_t *hi,
+                                 size_t lane, int kg)
+{
+    return &hk->hk_trefs[hi->hi_base + (ptrdiff_t)(lane * (size_t)hk->hk_nkg) +
+                         kg];
+}
+
 /* The table handle of (state, lane, key group) for k, and the table hash of
  * k (*hash): the key hash mixed with the namespace's. Window state names
  * the same namespace for many records in a row: both the namespace's hash
@@ -627,8 +635,7 @@ HEAP_INLINE heap_tref_t *skey_locate(heap_kstate_t *hk, int sid,
             lane = lane_slow(hk, hi, k) & (hi->hi_lanes - 1);
         }
     }
-    return &hk->hk_trefs[hi->hi_base + (ptrdiff_t)(lane * (size_t)hk->hk_nkg) +
-                         k->sk_kg];
+    return tref_at(hk, hi, lane, k->sk_kg);
 }
 
 /* Resolves where (state, key, namespace) lives. Costs no copying: probes
@@ -1497,10 +1504,7 @@ static int hk_for_each(eddy__kstate_t *ks, int sid, int kg,
     const heap_info_t *hi = &hk->hk_info[sid];
     int64_t ttl = ks->ks_specs[sid].ss_ttl_ms;
     for (size_t lane = 0; lane < hi->hi_lanes; lane++) {
-        const heap_table_t *ht =
-            hk->hk_trefs[hi->hi_base + (ptrdiff_t)(lane * (size_t)hk->hk_nkg) +
-                         kg]
-                .tr_ht;
+        const heap_table_t *ht = tref_at(hk, hi, lane, kg)->tr_ht;
         if (ht == NULL) {
             continue;
         }
