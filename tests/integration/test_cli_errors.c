@@ -346,8 +346,10 @@ static void failure_names_latest_checkpoint(void **state)
     const char *at = strstr(p->pr_err, want);
     if (!integ_contains(p->pr_err, "job 'faults' failed") ||
         !integ_contains(p->pr_err, "record 400 is not valid") ||
-        !integ_contains(p->pr_err, "checkpoints completed, 0 failed") ||
-        at == NULL || sscanf(at + 16, "%1023s", latest) != 1) {
+        /* The checkpoint in flight when the job failed may count as
+         * failed: the count is not asserted. */
+        !integ_contains(p->pr_err, " completed, ") || at == NULL ||
+        sscanf(at + 16, "%1023s", latest) != 1) {
         integ_dump(p);
         fail_msg("no checkpoint summary naming the latest checkpoint");
     }
